@@ -1,0 +1,47 @@
+"""BatchNormalization whose batch statistics are twice differentiable."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_models")
+class BatchNorm(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` with exact second derivatives in training.
+
+    On TensorFlow, Keras takes batch statistics from ``tf.nn.moments``, which
+    computes the variance around ``stop_gradient(mean)``. First derivatives are
+    still exact (the variance is stationary in the mean), but derivatives of
+    derivatives miss a term. SFOCUS with ``second_order=True`` differentiates the
+    Grad-CAM gradient itself, which runs back through every BatchNorm between
+    the inner and the last layer, so it needs the exact version. Same
+    variables, same forward values, same cost.
+    """
+
+    def _moments(self, inputs, mask):
+        if mask is not None or self.synchronized:
+            return super()._moments(inputs, mask)
+        axes = self._reduction_axes
+        mean = ops.mean(inputs, axis=axes, keepdims=True)
+        variance = ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True)
+        return ops.squeeze(mean, axis=axes), ops.squeeze(variance, axis=axes)
+
+
+def is_inexact_batch_norm(layer) -> bool:
+    """True for a stock Keras BatchNormalization (inexact second derivatives)."""
+    return (isinstance(layer, keras.layers.BatchNormalization)
+            and not isinstance(layer, BatchNorm))
+
+
+def exact_batch_norm(model: keras.Model) -> keras.Model:
+    """A clone of a functional ``model`` with every stock BatchNormalization
+    replaced by :class:`BatchNorm` (same config, same weights)."""
+    def clone(layer):
+        if is_inexact_batch_norm(layer):
+            return BatchNorm.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    cloned = keras.models.clone_model(model, clone_function=clone)
+    cloned.set_weights(model.get_weights())
+    return cloned

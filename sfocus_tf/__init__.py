@@ -1,0 +1,19 @@
+"""sfocus_tf: Sharpen Focus (SFOCUS, ICCV 2019) for Keras 3 on TensorFlow."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError("sfocus_tf needs the TensorFlow backend of Keras "
+                      f"(KERAS_BACKEND=tensorflow); got {keras.backend.backend()!r}")
+
+from sfocus_tf import losses  # noqa: E402
+from sfocus_tf.attention import attention_maps  # noqa: E402
+from sfocus_tf.config import SFocusConfig  # noqa: E402
+from sfocus_tf.model import SFocusModel  # noqa: E402
+
+__all__ = ["SFocusConfig", "SFocusModel", "attention_maps", "losses"]
+__version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""Grad-CAM attention of a classifier, batched and in-graph.
+
+For a class ``c`` and a feature map ``F`` [B, h, w, k] the Grad-CAM map is
+``relu(sum_k alpha_k F[..., k])`` with ``alpha_k = mean_ij d s_c / d F_ijk``.
+Per-example gradients are taken as the gradient of the batch sum
+``sum_b s[b, c_b]``; with BatchNorm in training mode this couples the examples
+of a batch through the batch statistics (see README, "BatchNorm coupling").
+
+At the last layer the head is global average pooling + dense, so the gradient
+is ``W[:, c] / (H * W)`` at every pixel and Grad-CAM reduces to CAM; we use that
+closed form (tests check it against the tape).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Iterable
+
+import tensorflow as tf
+
+from sfocus_tf.losses import EPS
+from sfocus_tf.validation import check_images, check_labels
+
+MAP_NAMES = ("target_last", "confusing_last", "target_inner", "confusing_inner")
+
+
+def full_precision(x: tf.Tensor) -> tf.Tensor:
+    """Half-precision tensors as float32 (attention and losses are never computed
+    in float16 / bfloat16); float32 and float64 pass through."""
+    x = tf.convert_to_tensor(x)
+    return tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
+
+
+def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf.Tensor:
+    """Per-example normalisation of ``[B, H, W]`` maps: ``max``, ``minmax`` or ``none``."""
+    if method == "none":
+        return maps
+    peak = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
+    if method == "max":
+        return maps / (peak + eps)
+    if method == "minmax":
+        low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+        return (maps - low) / (peak - low + eps)
+    raise ValueError(f"normalize={method!r} is not valid; allowed: 'max', 'minmax', 'none'")
+
+
+def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor) -> tf.Tensor:
+    """``relu(sum_k alpha_k F[..., k])`` for per-example weights ``alpha`` [B, k]."""
+    return tf.nn.relu(tf.einsum("bhwk,bk->bhw", features, channel_weights))
+
+
+def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
+            second_order: bool = True) -> tf.Tensor:
+    """Grad-CAM map [B, h, w] from a feature map and d(score)/d(features).
+
+    ``weighting='relu_mean'`` keeps only positive gradients before the mean.
+    ``second_order=False`` treats the channel weights as constants.
+    """
+    if weighting == "relu_mean":
+        gradients = tf.nn.relu(gradients)
+    elif weighting != "mean":
+        raise ValueError(f"gradcam_weights={weighting!r} is not valid; "
+                         "allowed: 'mean', 'relu_mean'")
+    alpha = tf.reduce_mean(gradients, axis=[1, 2])
+    if not second_order:
+        alpha = tf.stop_gradient(alpha)
+    return weighted_map(features, alpha)
+
+
+def cam(last_features: tf.Tensor, kernel: tf.Tensor, class_indicator: tf.Tensor,
+        weighting: str = "mean", second_order: bool = True) -> tf.Tensor:
+    """Closed-form Grad-CAM at the last layer of a GAP + dense head.
+
+    ``class_indicator`` [B, N] selects (one-hot) or sums (multi-hot) the class
+    scores; ``kernel`` is the dense layer's [K, N] weight matrix.
+    """
+    height, width = last_features.shape[1], last_features.shape[2]
+    score_gradient = tf.matmul(class_indicator, kernel, transpose_b=True)  # [B, K]
+    if weighting == "relu_mean":
+        score_gradient = tf.nn.relu(score_gradient)
+    elif weighting != "mean":
+        raise ValueError(f"gradcam_weights={weighting!r} is not valid; "
+                         "allowed: 'mean', 'relu_mean'")
+    alpha = score_gradient / float(height * width)
+    if not second_order:
+        alpha = tf.stop_gradient(alpha)
+    return weighted_map(last_features, alpha)
+
+
+def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
+    """Target and most-confusing classes, as ``[B, N]`` indicators and ids.
+
+    Single-label: the target is the label (or the top-1 prediction when
+    ``labels`` is None), the confusing class the highest other score.
+    Multi-label: the target is every positive label (their scores are summed),
+    the confusing class the highest-scoring negative label; ``target_class``
+    reports the highest-scoring positive.
+    """
+    logits = tf.stop_gradient(full_precision(logits))
+    num_classes, dtype = logits.shape[-1], logits.dtype
+    if labels is None:
+        target = tf.one_hot(tf.argmax(logits, axis=-1), num_classes, dtype=dtype)
+    elif multi_label:
+        target = tf.cast(labels, dtype)
+    else:
+        target = tf.one_hot(labels, num_classes, dtype=dtype)
+    lowest = tf.reduce_min(logits, axis=-1, keepdims=True) - 1.0
+    positive = target > 0
+    confusing_class = tf.argmax(tf.where(positive, lowest, logits), axis=-1,
+                                output_type=tf.int32)
+    target_class = tf.argmax(tf.where(positive, logits, lowest), axis=-1,
+                             output_type=tf.int32)
+    confusing = tf.one_hot(confusing_class, num_classes, dtype=dtype)
+    return target, confusing, target_class, confusing_class
+
+
+def _score(logits: tf.Tensor, indicator: tf.Tensor) -> tf.Tensor:
+    """``sum_b sum_c logits[b, c] * indicator[b, c]``: one backward pass gives every
+    example's own gradient (BatchNorm coupling aside)."""
+    return tf.reduce_sum(full_precision(logits) * indicator)
+
+
+def compute_attention(model, images, labels=None, *, training: bool = False,
+                      maps: Iterable[str] = MAP_NAMES):
+    """Forward pass plus the requested normalised attention maps of ``model``.
+
+    ``model`` follows the SFocusModel contract: ``features(images, training)``
+    -> (inner, last), ``head(last)`` -> logits, ``classifier.kernel``.
+    Returns a dict with ``logits``, ``target``, ``confusing`` (indicators),
+    ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W],
+    float32). Called inside an outer ``GradientTape`` the maps are
+    differentiable (second order when ``config.second_order``).
+    """
+    config = model.sfocus_config
+    maps = tuple(maps)
+    unknown = set(maps) - set(MAP_NAMES)
+    if unknown:
+        raise ValueError(f"Unknown attention map(s) {sorted(unknown)}; valid: {MAP_NAMES}")
+    inner_maps = [name for name in maps if name.endswith("_inner")]
+    images = check_images(images, model.image_shape)
+
+    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+        # Watching the input makes every intermediate tensor differentiable
+        # without recording variable reads we never differentiate here.
+        tape.watch(images)
+        inner, last = model.features(images, training=training)
+        logits = model.head(last)
+        target, confusing, target_class, confusing_class = select_classes(
+            logits, labels, config.multi_label)
+        scores = {"target": _score(logits, target),
+                  "confusing": _score(logits, confusing)}
+
+    out = dict(logits=logits, target=target, confusing=confusing,
+               target_class=target_class, confusing_class=confusing_class)
+    indicators = {"target": target, "confusing": confusing}
+    last = full_precision(last)
+    kernel = tf.cast(model.classifier.kernel, last.dtype)
+    for name in maps:
+        role = name.split("_")[0]
+        if name in inner_maps:
+            grads = tape.gradient(scores[role], inner)
+            raw = gradcam(full_precision(inner), full_precision(grads),
+                          config.gradcam_weights, config.second_order)
+        else:
+            raw = cam(last, kernel, indicators[role], config.gradcam_weights,
+                      config.second_order)
+        out[name] = normalize_maps(raw, config.normalize)
+    del tape
+    return out
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def attention_maps(model, images, labels=None) -> dict:
+    """Normalised attention maps of a batch, computed in one traced graph.
+
+    Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
+    ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
+    ([B]). With ``labels=None`` the target is the top-1 prediction and the
+    confusing class the runner-up; BatchNorm runs in inference mode.
+    """
+    images = check_images(images, model.image_shape)
+    if labels is not None:
+        labels = check_labels(labels, model.num_classes, model.sfocus_config.multi_label)
+    if model not in _COMPILED:
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+
+        def maps_of(batch, batch_labels):
+            out = compute_attention(model_ref(), batch, batch_labels, training=False)
+            return {key: out[key] for key in MAP_NAMES + ("target_class", "confusing_class")}
+        _COMPILED[model] = tf.function(maps_of, reduce_retracing=True)
+    return _COMPILED[model](images, labels)

@@ -1,0 +1,109 @@
+"""Every switch and constant of the SFOCUS objective (see SPEC.md, "Definitions")."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+# Allowed values of the categorical switches; the first one is the default.
+CHOICES = {
+    "gradcam_weights": ("mean", "relu_mean"),
+    "normalize": ("max", "minmax", "none"),
+    "as_layers": ("both", "last"),
+    "ac_mask_source": ("last", "inner"),
+}
+_BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label")
+_WEIGHTS = ("w_as_last", "w_as_in", "w_ac")
+
+
+@dataclasses.dataclass(frozen=True)
+class SFocusConfig:
+    """Constants and ablation switches of the SFOCUS objective.
+
+    Loss: ``CE + w_as_last * L_AS_last + w_as_in * L_AS_in + w_ac * L_AC``.
+    All three weights at 0 is the plain baseline: no attention is computed.
+    """
+
+    sigma: float = 0.55  # soft-mask threshold on the normalised target map
+    omega: float = 100.0  # soft-mask steepness
+    theta: float = 0.8  # consistency target
+    w_as_last: float = 1.0
+    w_as_in: float = 1.0
+    w_ac: float = 1.0
+    gradcam_weights: str = "mean"
+    second_order: bool = True
+    normalize: str = "max"
+    mask_gradient: bool = False
+    as_layers: str = "both"
+    ac_mask_source: str = "last"
+    ac_clamp: bool = False
+    multi_label: bool = False
+
+    def __post_init__(self):
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(
+                    f"SFocusConfig.{name}={value!r} is not valid; allowed values: "
+                    + ", ".join(repr(a) for a in allowed))
+        for name in _BOOLEANS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"SFocusConfig.{name}={getattr(self, name)!r} is not valid; "
+                    "allowed values: True, False")
+        for name in _WEIGHTS + ("sigma", "omega", "theta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(
+                    f"SFocusConfig.{name}={value!r} is not valid; "
+                    "it must be a finite number")
+            object.__setattr__(self, name, float(value))
+        for name in _WEIGHTS:
+            if getattr(self, name) < 0:
+                raise ValueError(f"SFocusConfig.{name}={getattr(self, name)} is not "
+                                 "valid; loss weights must be >= 0")
+        if not 0.0 <= self.sigma <= 1.0:
+            raise ValueError(f"SFocusConfig.sigma={self.sigma} is not valid; it "
+                             "must be in [0, 1] (a level on the normalised map)")
+        if self.omega <= 0:
+            raise ValueError(f"SFocusConfig.omega={self.omega} is not valid; it "
+                             "must be > 0")
+
+    # -- which parts of the objective are switched on ------------------------
+
+    @property
+    def uses_attention(self) -> bool:
+        """False for the baseline: the step is then a plain Keras step."""
+        return self.w_as_last > 0 or self.inner_separability or self.w_ac > 0
+
+    @property
+    def inner_separability(self) -> bool:
+        return self.as_layers == "both" and self.w_as_in > 0
+
+    @property
+    def needs_inner_maps(self) -> bool:
+        """Whether training must back-propagate to the inner layer at all."""
+        return self.inner_separability or self.w_ac > 0
+
+    def baseline(self) -> "SFocusConfig":
+        """The same configuration with every attention weight at 0."""
+        return self.replace(w_as_last=0.0, w_as_in=0.0, w_ac=0.0)
+
+    # -- serialisation -------------------------------------------------------
+
+    def replace(self, **changes) -> "SFocusConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "SFocusConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown SFocusConfig field(s) {unknown}; valid fields: "
+                             + ", ".join(sorted(known)))
+        return cls(**dict(values))

@@ -1,0 +1,20 @@
+"""The metrics SFocusModel reports through fit and evaluate."""
+
+from __future__ import annotations
+
+import keras
+
+LOSS_METRICS = ("loss", "ce", "as_last", "as_inner", "ac")
+
+
+def make_metrics(num_classes: int, multi_label: bool) -> dict:
+    """Name -> tracker, in the order the progress bar shows them."""
+    trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_METRICS}
+    if multi_label:
+        trackers["accuracy"] = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        trackers["accuracy"] = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        if num_classes >= 5:
+            trackers["top5_accuracy"] = keras.metrics.SparseTopKCategoricalAccuracy(
+                k=5, name="top5_accuracy")
+    return trackers

@@ -1,0 +1,255 @@
+"""SFocusModel: a Keras classifier trained with the SFOCUS objective."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from sfocus_tf import losses
+from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
+from sfocus_tf.config import SFocusConfig
+from sfocus_tf.metrics import LOSS_METRICS, make_metrics
+from sfocus_tf.validation import (check_backbone, check_images, check_labels,
+                                  warn_on_inexact_batch_norm)
+
+def resolve_jit_compile(jit_compile) -> bool:
+    """Keras' ``"auto"``: XLA on when a GPU is visible, off on CPU-only machines
+    (where XLA made a ResNet-20 step slower here)."""
+    if jit_compile == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    if not isinstance(jit_compile, bool):
+        raise ValueError(f"jit_compile must be True, False or 'auto'; got {jit_compile!r}")
+    return jit_compile
+
+
+@keras.saving.register_keras_serializable(package="sfocus_tf")
+class SFocusModel(keras.Model):
+    """A backbone, a GAP + dense head, and the SFOCUS training objective.
+
+    ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
+    ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
+    model minimises ``CE + w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC +
+    sum(model.losses)``.
+    """
+
+    def __init__(self, backbone, num_classes=None, config=None, **kwargs):
+        super().__init__(**kwargs)
+        image_shape = check_backbone(backbone)
+        num_classes = _resolve_num_classes(backbone, num_classes)
+        if config is None:
+            config = SFocusConfig()
+        elif isinstance(config, dict):
+            config = SFocusConfig.from_dict(config)
+        if config.second_order and config.uses_attention:
+            warn_on_inexact_batch_norm(backbone)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.sfocus_config = config
+        self.image_shape = image_shape
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.classifier = keras.layers.Dense(num_classes, name="classifier")
+        self._trackers = make_metrics(num_classes, config.multi_label)
+        self._step_xla = False
+        self.build((None,) + image_shape)
+
+    def build(self, input_shape):
+        last_channels = self.backbone.output["last"].shape[-1]
+        self.classifier.build((None, last_channels))
+        self.built = True
+
+    # -- the network -------------------------------------------------------
+
+    def features(self, images, training=False):
+        """``(F_in, F_last)`` for a batch of images [B, H, W, C]."""
+        outputs = self.backbone(check_images(images, self.image_shape), training=training)
+        return outputs["inner"], outputs["last"]
+
+    def head(self, last):
+        """Logits [B, N] (float32 under mixed precision) from the last feature map."""
+        return full_precision(self.classifier(self.pool(last)))
+
+    def call(self, images, training=None):
+        _, last = self.features(images, training=training)
+        return self.head(last)
+
+    # -- the objective -----------------------------------------------------
+
+    def objective(self, images, labels, training=False):
+        """The loss terms of SPEC.md for one batch: a dict with ``loss``, the terms
+        that were computed (``ce``, ``as_last``, ``as_inner``, ``ac``; batch means)
+        and ``logits``. Training computes only the terms with a non-zero weight;
+        evaluation computes them all, as metrics. Inputs are checked by shape only;
+        ``fit``/``evaluate`` also check label values (outside XLA)."""
+        cfg = self.sfocus_config
+        images = check_images(images, self.image_shape)
+        labels = check_labels(labels, self.num_classes, cfg.multi_label, check_values=False)
+        maps = self._maps_needed(training)
+        if maps:
+            attention = compute_attention(self, images, labels, training=training, maps=maps)
+            logits = attention["logits"]
+        else:
+            attention, logits = {}, self(images, training=training)
+        terms = {"ce": self._cross_entropy(labels, logits)}
+        terms.update(self._attention_terms(attention))
+        weights = {"ce": 1.0, "as_last": cfg.w_as_last, "as_inner": cfg.w_as_in,
+                   "ac": cfg.w_ac}
+        if cfg.as_layers == "last":
+            weights["as_inner"] = 0.0
+        loss = tf.add_n([weights[name] * value for name, value in terms.items()
+                         if weights[name] > 0])
+        if self.losses:
+            loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in self.losses])
+        return dict(terms, loss=loss, logits=logits)
+
+    def _maps_needed(self, training):
+        cfg = self.sfocus_config
+        if not training:
+            return MAP_NAMES
+        needed = []
+        if cfg.w_as_last > 0 or (cfg.w_ac > 0 and cfg.ac_mask_source == "last"):
+            needed += ["target_last", "confusing_last"]
+        if cfg.needs_inner_maps:
+            needed += ["target_inner"]
+        if cfg.inner_separability:
+            needed += ["confusing_inner"]
+        return tuple(needed)
+
+    def _attention_terms(self, attention):
+        """Batch means of the attention losses whose maps were computed."""
+        cfg = self.sfocus_config
+        masks = {layer: self._mask(attention[f"target_{layer}"])
+                 for layer in ("last", "inner") if f"target_{layer}" in attention}
+        terms = {}
+        for layer, name in (("last", "as_last"), ("inner", "as_inner")):
+            if f"confusing_{layer}" in attention:
+                terms[name] = losses.separability_loss(
+                    attention[f"target_{layer}"], attention[f"confusing_{layer}"], masks[layer])
+        if "target_inner" in attention and cfg.ac_mask_source in masks:
+            terms["ac"] = losses.consistency_loss(
+                attention["target_inner"], masks[cfg.ac_mask_source], cfg.theta, cfg.ac_clamp)
+        return {name: tf.reduce_mean(value) for name, value in terms.items()}
+
+    def _mask(self, target_map):
+        cfg = self.sfocus_config
+        mask = losses.soft_mask(target_map, cfg.sigma, cfg.omega)
+        return mask if cfg.mask_gradient else tf.stop_gradient(mask)
+
+    def _cross_entropy(self, labels, logits):
+        if self.sfocus_config.multi_label:
+            per_example = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.cast(labels, logits.dtype), logits=logits), axis=-1)
+        else:
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=logits)
+        return tf.reduce_mean(per_example)
+
+    # -- Keras training hooks ----------------------------------------------
+
+    def compile(self, optimizer="adam", *, loss=None, jit_compile="auto", **kwargs):
+        """Like ``keras.Model.compile``, without a loss (the model has its own).
+
+        ``jit_compile`` XLA-compiles the per-replica work (forward, attention,
+        gradients); the optimizer update and label checks stay outside XLA, which
+        keeps it usable under MirroredStrategy (keras-team/keras#18716) and keeps
+        the label checks (XLA drops asserts).
+        """
+        if loss is not None:
+            raise ValueError("SFocusModel has its own objective (SFocusConfig); "
+                             "compile() takes no loss argument")
+        self._step_xla = resolve_jit_compile(jit_compile)
+        super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+        self._compile_config.config["jit_compile"] = jit_compile
+        self._gradients_step = self._maybe_xla(self._loss_and_gradients)
+        self._eval_step = self._maybe_xla(lambda x, y: self.objective(x, y, training=False))
+
+    def compile_from_config(self, config):
+        # Keras skips compile() on load for models that override it; ours is safe.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so its state can load
+
+    @property
+    def xla_compiled(self) -> bool:
+        """Whether the training and evaluation steps run under XLA."""
+        return self._step_xla
+
+    def _maybe_xla(self, fn):
+        return tf.function(fn, jit_compile=True) if self._step_xla else fn
+
+    def _loss_and_gradients(self, images, labels):
+        with tf.GradientTape() as tape:
+            terms = self.objective(images, labels, training=True)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            # Each replica holds 1/replicas of the global batch; the all-reduce sums.
+            scaled = self.optimizer.scale_loss(terms["loss"] / replicas)
+        return terms, tape.gradient(scaled, self.trainable_variables)
+
+    def train_step(self, data):
+        images, labels = self._unpack(data)
+        terms, gradients = self._gradients_step(images, labels)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._record(terms, labels)
+
+    def test_step(self, data):
+        images, labels = self._unpack(data)
+        return self._record(self._eval_step(images, labels), labels)
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self(images, training=False)
+
+    def _unpack(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError("SFocusModel.fit/evaluate expect (images, labels) batches")
+        images = check_images(data[0], self.image_shape)
+        labels = check_labels(data[1], self.num_classes, self.sfocus_config.multi_label)
+        return images, labels
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _record(self, terms, labels):
+        batch = tf.shape(terms["logits"])[0]
+        logs = {}
+        for name, tracker in self._trackers.items():
+            if name in LOSS_METRICS:
+                if name not in terms:
+                    continue  # a term this step did not compute
+                tracker.update_state(terms[name], sample_weight=batch)
+            else:
+                tracker.update_state(labels, self._metric_input(terms["logits"]))
+            logs[name] = tracker.result()
+        return logs
+
+    def _metric_input(self, logits):
+        return tf.sigmoid(logits) if self.sfocus_config.multi_label else logits
+
+    # -- serialisation -----------------------------------------------------
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_classes": self.num_classes,
+                "config": self.sfocus_config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["config"] = SFocusConfig.from_dict(config["config"])
+        return cls(**config)
+
+
+def _resolve_num_classes(backbone, num_classes):
+    suggested = getattr(backbone, "num_classes", None)
+    if num_classes is None:
+        num_classes = suggested
+    if num_classes is None:
+        raise ValueError("num_classes is required (the backbone does not carry one)")
+    if suggested is not None and suggested != num_classes:
+        raise ValueError(f"num_classes={num_classes} but the backbone was built for "
+                         f"{suggested} classes")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    return num_classes

@@ -1,0 +1,96 @@
+"""Input checks that fail early with a message naming what was wrong."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import tensorflow as tf
+
+from keras_models.batch_norm import is_inexact_batch_norm
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def warn_on_inexact_batch_norm(backbone) -> None:
+    """Stock BatchNormalization gets second derivatives wrong on TF; say so."""
+    stock = [layer.name for layer in _all_layers(backbone) if is_inexact_batch_norm(layer)]
+    if stock:
+        warnings.warn(
+            f"backbone {backbone.name!r} has {len(stock)} keras.layers.BatchNormalization "
+            f"layer(s) (e.g. {stock[0]!r}); their second derivatives are inexact on "
+            "TensorFlow, so second_order=True is approximate there. Convert the backbone "
+            "with keras_models.exact_batch_norm(backbone).", stacklevel=3)
+
+
+def check_backbone(backbone) -> tuple:
+    """Checks the backbone contract; returns the image shape it expects."""
+    if not isinstance(backbone, keras.Model):
+        raise TypeError(f"backbone must be a keras.Model; got {type(backbone).__name__}")
+    try:
+        outputs, input_shape = backbone.output, backbone.input_shape
+    except (AttributeError, ValueError) as error:
+        raise ValueError("backbone must be a functional keras.Model with one image input "
+                         "(see keras_models.Backbone)") from error
+    if not isinstance(outputs, dict) or not {"inner", "last"} <= set(outputs):
+        raise ValueError("backbone must output a dict {'inner': F_in, 'last': F_last}; "
+                         f"got {outputs!r}")
+    for key in ("inner", "last"):
+        if len(outputs[key].shape) != 4:
+            raise ValueError(f"backbone output {key!r} must be a [B, H, W, C] feature map; "
+                             f"got shape {outputs[key].shape}")
+    if len(input_shape) != 4:
+        raise ValueError(f"backbone input must be images [B, H, W, C]; got {input_shape}")
+    return tuple(input_shape[1:])
+
+
+def check_images(images, image_shape) -> tf.Tensor:
+    """Images as a float tensor [B, H, W, C] matching the backbone's input."""
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        raise ValueError(f"images must be a batch of shape [B, H, W, C] = [B, "
+                         f"{', '.join(map(str, image_shape))}]; got shape {images.shape}")
+    for axis, (got, want) in enumerate(zip(images.shape[1:], image_shape), start=1):
+        if got is not None and want is not None and got != want:
+            raise ValueError(f"images have shape {images.shape} but the backbone expects "
+                             f"[B, {', '.join(map(str, image_shape))}] (axis {axis} differs)")
+    if not images.dtype.is_floating:
+        images = tf.cast(images, tf.float32)
+    return images
+
+
+def check_labels(labels, num_classes: int, multi_label: bool,
+                 check_values: bool = True) -> tf.Tensor:
+    """Class ids [B] (int32) or multi-hot labels [B, N] (float32).
+
+    ``check_values`` adds graph asserts on the label values; callers keep them
+    outside XLA, which drops asserts.
+    """
+    labels = tf.convert_to_tensor(labels)
+    if multi_label:
+        if labels.shape.rank != 2 or labels.shape[-1] not in (None, num_classes):
+            raise ValueError(f"multi-label labels must be multi-hot [B, {num_classes}]; "
+                             f"got shape {labels.shape}")
+        labels = tf.cast(labels, tf.float32)
+        if check_values:
+            tf.debugging.assert_equal(
+                tf.reduce_all((labels == 0.0) | (labels == 1.0)), True,
+                message="multi-label labels must be 0 or 1")
+        return labels
+    if labels.shape.rank == 2 and labels.shape[-1] == 1:
+        labels = labels[:, 0]
+    if labels.shape.rank != 1:
+        raise ValueError(f"labels must be class ids of shape [B] (or [B, 1]); got shape "
+                         f"{labels.shape}. One-hot labels: pass tf.argmax(labels, -1)")
+    labels = tf.cast(labels, tf.int32)
+    if check_values:
+        tf.debugging.assert_non_negative(labels, message="labels must be >= 0")
+        tf.debugging.assert_less(labels, num_classes,
+                                 message=f"labels out of range: num_classes={num_classes}, "
+                                         f"so labels must be in [0, {num_classes - 1}]")
+    return labels

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_reference as ref
+from sfocus_tf import SFocusConfig, SFocusModel, attention_maps
+from sfocus_tf.attention import cam, compute_attention, gradcam, normalize_maps, select_classes
+from tiny import tiny_backbone
+
+
+def make_model(num_classes=5, **config):
+    return SFocusModel(tiny_backbone(), num_classes, SFocusConfig(**config))
+
+
+def per_example_gradcam(model, images, classes, weighting):
+    """Grad-CAM written independently: one tape per example, inference mode."""
+    maps = {"inner": [], "last": []}
+    for image, cls in zip(images, classes):
+        with tf.GradientTape(persistent=True) as tape:
+            features = model.backbone(image[None], training=False)
+            score = model.classifier(model.pool(features["last"]))[0, cls]
+        for layer in maps:
+            grad = tape.gradient(score, features[layer]).numpy()
+            maps[layer].append(ref.gradcam(features[layer].numpy(), grad, weighting)[0])
+    return {layer: np.stack(value) for layer, value in maps.items()}
+
+
+@pytest.mark.parametrize("weighting", ["mean", "relu_mean"])
+def test_attention_maps_match_independent_tape(rng, weighting):
+    model = make_model(gradcam_weights=weighting)
+    images = rng.normal(size=(6, 12, 12, 3)).astype("float32")
+    labels = rng.integers(0, 5, size=6)
+    out = attention_maps(model, images, labels)
+    np.testing.assert_array_equal(out["target_class"].numpy(), labels)
+    logits = model(images).numpy()
+    runner_up = np.where(np.eye(5)[labels] > 0, -np.inf, logits).argmax(-1)
+    np.testing.assert_array_equal(out["confusing_class"].numpy(), runner_up)
+    for role, classes in (("target", labels), ("confusing", runner_up)):
+        expected = per_example_gradcam(model, images, classes, weighting)
+        for layer in ("inner", "last"):
+            got = out[f"{role}_{layer}"].numpy()
+            assert got.shape == expected[layer].shape
+            np.testing.assert_allclose(got, ref.normalize(expected[layer]), atol=2e-5)
+
+
+def test_closed_form_cam_equals_tape_gradcam_at_last_layer(rng):
+    model = make_model()
+    images = tf.constant(rng.normal(size=(4, 12, 12, 3)), tf.float32)
+    indicator = tf.one_hot([0, 3, 1, 4], 5)
+    for weighting in ("mean", "relu_mean"):
+        with tf.GradientTape() as tape:
+            _, last = model.features(images)
+            tape.watch(last)
+            score = tf.reduce_sum(model.head(last) * indicator)
+        from_tape = gradcam(last, tape.gradient(score, last), weighting)
+        closed = cam(last, model.classifier.kernel, indicator, weighting)
+        np.testing.assert_allclose(closed.numpy(), from_tape.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_labels_none_uses_top1_and_runner_up(rng):
+    model = make_model()
+    images = rng.normal(size=(8, 12, 12, 3)).astype("float32")
+    out = attention_maps(model, images)
+    order = np.argsort(-model(images).numpy(), axis=-1)
+    np.testing.assert_array_equal(out["target_class"].numpy(), order[:, 0])
+    np.testing.assert_array_equal(out["confusing_class"].numpy(), order[:, 1])
+    for key in ("target_last", "confusing_last", "target_inner", "confusing_inner"):
+        assert np.all(np.isfinite(out[key].numpy()))
+        assert out[key].numpy().max() <= 1.0 + 1e-6
+
+
+def test_select_classes_multi_label():
+    logits = tf.constant([[3.0, 2.0, 5.0, 1.0], [0.0, -1.0, -2.0, 4.0]])
+    labels = tf.constant([[1, 0, 1, 0], [0, 1, 1, 0]])
+    target, confusing, target_class, confusing_class = select_classes(logits, labels, True)
+    np.testing.assert_array_equal(target.numpy(), labels.numpy())
+    np.testing.assert_array_equal(confusing_class.numpy(), [1, 3])  # best negative
+    np.testing.assert_array_equal(target_class.numpy(), [2, 1])  # best positive
+    np.testing.assert_array_equal(confusing.numpy(), np.eye(4)[[1, 3]])
+
+
+@pytest.mark.parametrize("method", ["max", "minmax", "none"])
+def test_normalize_matches_numpy(rng, method):
+    maps = np.maximum(rng.normal(size=(3, 4, 5)), 0).astype("float32")
+    maps[1] = 0.0  # an all-zero map stays finite
+    got = normalize_maps(tf.constant(maps), method).numpy()
+    np.testing.assert_allclose(got, ref.normalize(maps, method), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_label_target_map_sums_positive_scores(rng):
+    model = make_model(multi_label=True)
+    images = tf.constant(rng.normal(size=(3, 12, 12, 3)), tf.float32)
+    labels = tf.constant([[1, 0, 1, 0, 0], [0, 1, 0, 0, 0], [1, 1, 1, 0, 0]], tf.float32)
+    out = compute_attention(model, images, labels, maps=("target_last",))
+    _, last = model.features(images)
+    w = model.classifier.kernel.numpy()
+    expected = np.maximum(np.einsum("bhwk,bk->bhw", last.numpy(), labels.numpy() @ w.T), 0)
+    np.testing.assert_allclose(out["target_last"].numpy(), ref.normalize(expected), atol=1e-5)
+
+
+def test_attention_maps_reject_bad_input(rng):
+    model = make_model()
+    with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
+        attention_maps(model, np.zeros((12, 12, 3), "float32"))
+    with pytest.raises(ValueError, match="axis 3 differs"):
+        attention_maps(model, np.zeros((2, 12, 12, 1), "float32"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels out of range"):
+        attention_maps(model, np.zeros((2, 12, 12, 3), "float32"), [1, 5])
+    with pytest.raises(ValueError, match="Unknown attention map"):
+        compute_attention(model, tf.zeros((1, 12, 12, 3)), maps=("target_middle",))

@@ -1,0 +1,47 @@
+import pytest
+
+from sfocus_tf import SFocusConfig
+
+
+def test_defaults_follow_the_spec():
+    config = SFocusConfig()
+    assert (config.sigma, config.omega, config.theta) == (0.55, 100.0, 0.8)
+    assert (config.w_as_last, config.w_as_in, config.w_ac) == (1.0, 1.0, 1.0)
+    assert (config.gradcam_weights, config.second_order, config.normalize) == ("mean", True, "max")
+    assert (config.mask_gradient, config.as_layers, config.ac_mask_source) == (False, "both", "last")
+    assert (config.ac_clamp, config.multi_label) == (False, False)
+    assert config.uses_attention and not config.baseline().uses_attention
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("gradcam_weights", "max", "'mean', 'relu_mean'"),
+    ("normalize", "l2", "'max', 'minmax', 'none'"),
+    ("as_layers", "inner", "'both', 'last'"),
+    ("ac_mask_source", "first", "'last', 'inner'"),
+    ("second_order", "yes", "True, False"),
+])
+def test_invalid_choice_names_field_and_allowed_values(field, value, allowed):
+    with pytest.raises(ValueError) as error:
+        SFocusConfig(**{field: value})
+    assert f"SFocusConfig.{field}" in str(error.value)
+    assert allowed in str(error.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("w_ac", -1.0), ("sigma", 1.5), ("omega", 0.0), ("theta", float("nan")), ("w_as_in", "1")])
+def test_out_of_range_numbers_are_rejected(field, value):
+    with pytest.raises(ValueError, match=f"SFocusConfig.{field}"):
+        SFocusConfig(**{field: value})
+
+
+def test_dict_round_trip_and_unknown_fields():
+    config = SFocusConfig(sigma=0.4, w_as_in=0.0, normalize="minmax", ac_clamp=True)
+    assert SFocusConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="Unknown SFocusConfig field.*sigmaa"):
+        SFocusConfig.from_dict({"sigmaa": 0.5})
+
+
+def test_which_maps_training_needs():
+    assert not SFocusConfig(w_as_in=0.0, w_ac=0.0).needs_inner_maps
+    assert not SFocusConfig(as_layers="last", w_ac=0.0).needs_inner_maps
+    assert SFocusConfig(as_layers="last").needs_inner_maps  # consistency needs it
