@@ -1,0 +1,163 @@
+"""The one entry point: a dataset name in, batches ``(images, labels[, boxes])`` out."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import tensorflow as tf
+
+from sfocus_tf.data import fashion_mnist, image_folder, tfds_sources
+from sfocus_tf.data.augment import train_transform
+from sfocus_tf.data.preprocess import eval_transform, resize_to
+from sfocus_tf.data.presets import RESIZED_CROP_FLIP, DatasetPreset, lookup
+
+
+def get_preset(name: str, *, image_size: int | Sequence[int] | None = None,
+               data_dir: str | None = None) -> DatasetPreset:
+    """The preset of ``name`` with ``image_size`` overridden.
+
+    For image folders ``data_dir`` is the folder, and num_classes is read from it.
+    """
+    preset = lookup(name).with_image_size(image_size)
+    if preset.source == "image_folder" and data_dir is not None:
+        num_classes = len(image_folder.list_classes(data_dir))
+        preset = dataclasses.replace(preset, num_classes=num_classes)
+    return preset
+
+
+def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle, seed,
+            with_boxes, download, folder_options) -> tf.data.Dataset:
+    """Decoded examples ``{"image": uint8 [H, W, C], "label", ["boxes", ["box_labels"]]}``."""
+    if preset.source == "tfds":
+        return tfds_sources.make_dataset(preset, split, data_dir=data_dir,
+                                         manual_dir=manual_dir, shuffle_files=shuffle,
+                                         seed=seed, with_boxes=with_boxes, download=download)
+    if preset.source == "fashion_mnist":
+        return fashion_mnist.make_dataset(split, data_dir)
+    if data_dir is None:
+        raise ValueError(f"{preset.name}: data_dir must be the image folder's root")
+    return image_folder.make_dataset(data_dir, split, channels=preset.image_size[-1],
+                                     shuffle=shuffle, seed=seed, **folder_options)
+
+
+def _augmentation_seeds(seed: int | None) -> tf.data.Dataset:
+    """An endless stream of [2] seeds; new numbers each epoch, the same ones for a seed.
+
+    (A plain seeded random op in the map would give the same numbers every time the
+    dataset is iterated again, i.e. every epoch.)
+    """
+    seed = None if seed is None else seed + 1  # not the shuffle's own stream
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _as_tuple(example, images, boxes):
+    if boxes is None:
+        return images, example["label"]
+    if "box_labels" in example:  # several boxes per image (VOC): say which class each is
+        return images, example["label"], {"boxes": boxes, "labels": example["box_labels"]}
+    return images, example["label"], boxes
+
+
+def _transform_then_batch(dataset, preset, *, training, seed, batch_size, drop_remainder):
+    """Images of any size (ImageNet-like): each is cropped to one size, then batched."""
+    if training:
+        dataset = tf.data.Dataset.zip(dataset, _augmentation_seeds(seed)).map(
+            lambda example, example_seed: _as_tuple(
+                example, *train_transform(example["image"], example_seed, preset,
+                                          example.get("boxes"))),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(
+            lambda example: _as_tuple(
+                example, *eval_transform(example["image"], preset, example.get("boxes"))),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def _batch_then_transform(dataset, preset, *, training, seed, batch_size, drop_remainder):
+    """Small fixed-size images: whole batches are augmented at once, far cheaper on CPU."""
+    size_hw = tuple(preset.image_size[:2])
+    if tuple(dataset.element_spec["image"].shape[:2]) != size_hw:
+        dataset = dataset.map(lambda example: {**example,
+                                               "image": resize_to(example["image"], size_hw)},
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if training:
+        return tf.data.Dataset.zip(dataset, _augmentation_seeds(seed)).map(
+            lambda batch, batch_seed: (train_transform(batch["image"], batch_seed, preset)[0],
+                                       batch["label"]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(lambda batch: (eval_transform(batch["image"], preset)[0], batch["label"]),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load(name: str, split: str | None = None, batch_size: int | None = None, *,
+         training: bool, data_dir: str | None = None, manual_dir: str | None = None,
+         image_size: int | Sequence[int] | None = None, seed: int | None = None,
+         with_boxes: bool = False, drop_remainder: bool | None = None,
+         shuffle: bool | None = None, cache: bool | None = None, repeat: bool = False,
+         download: bool = True, test_fraction: float = 0.2,
+         train_per_class: int | None = None) -> tf.data.Dataset:
+    """Batches ``(images float32 [B, H, W, C] normalised, labels)``.
+
+    Labels are int32 [B], or float32 multi-hot [B, N] for multi-label data (VOC).
+    ``with_boxes`` adds a third element: normalised [ymin, xmin, ymax, xmax] boxes that
+    went through the same crop/flip/resize as the image: float32 [B, 4] for CUB, and for
+    VOC ``{"boxes": float32 [B, 64, 4], "labels": int32 [B, 64]}`` padded with label -1.
+    (Keras ``fit`` would read a third element as sample weights: use these for metrics.)
+
+    ``split`` defaults to the preset's train or test split. ``training`` turns on
+    shuffling and augmentation and defaults ``drop_remainder`` to True (one batch shape,
+    so XLA compiles once); evaluation keeps every example unless asked otherwise.
+    ``data_dir``: the tfds data dir for tfds datasets (``manual_dir`` for ImageNet's
+    manual files), the folder of the .gz files for fashion_mnist (default
+    /usr/share/datasets/fashion-mnist), the root for image folders. ``repeat`` makes the
+    dataset endless (then give Keras ``steps_per_epoch``).
+    """
+    preset = get_preset(name, image_size=image_size, data_dir=data_dir)
+    if with_boxes and not preset.has_boxes:
+        raise ValueError(f"{name} has no bounding boxes")
+    split = split or (preset.train_split if training else preset.test_split)
+    shuffle = training if shuffle is None else shuffle
+    dataset = _source(preset, split, data_dir=data_dir, manual_dir=manual_dir,
+                      shuffle=shuffle, seed=seed, with_boxes=with_boxes, download=download,
+                      folder_options=dict(test_fraction=test_fraction,
+                                          train_per_class=train_per_class))
+    if preset.cache if cache is None else cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(preset.shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    batched = (_transform_then_batch if preset.augmentation == RESIZED_CROP_FLIP
+               else _batch_then_transform)
+    dataset = batched(dataset, preset, training=training, seed=seed,
+                      batch_size=batch_size or preset.batch_size,
+                      drop_remainder=training if drop_remainder is None else drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def num_examples(name: str, split: str | None = None, *, data_dir: str | None = None,
+                 test_fraction: float = 0.2, train_per_class: int | None = None,
+                 training: bool = True) -> int | None:
+    """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
+    preset = lookup(name)
+    split = split or (preset.train_split if training else preset.test_split)
+    if preset.source == "tfds":
+        return tfds_sources.count_examples(preset, split, data_dir)
+    if preset.source == "fashion_mnist":
+        return fashion_mnist.count_examples(split, data_dir)
+    return image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
+                                       train_per_class=train_per_class)
+
+
+def class_names(name: str, *, data_dir: str | None = None) -> list[str]:
+    """Human-readable class names, index = label id."""
+    preset = lookup(name)
+    if preset.source == "tfds":
+        return tfds_sources.class_names(preset, data_dir)
+    if preset.source == "fashion_mnist":
+        return list(fashion_mnist.CLASS_NAMES)
+    return image_folder.list_classes(data_dir)

@@ -1,0 +1,148 @@
+"""What each dataset is, and the defaults the pipeline and the training CLI start from."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+PAD_CROP_FLIP = "pad_crop_flip"  # small images: pad, random crop back, horizontal flip
+RESIZED_CROP_FLIP = "random_resized_crop_flip"  # ImageNet-like: Inception crop, flip
+NO_AUGMENTATION = "none"
+AUGMENTATIONS = (PAD_CROP_FLIP, RESIZED_CROP_FLIP, NO_AUGMENTATION)
+
+SOURCES = ("tfds", "fashion_mnist", "image_folder")
+
+# Per-channel statistics of the training sets, on the [0, 1] scale.
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetPreset:
+    """Everything the input pipeline needs to know about one dataset.
+
+    ``image_size`` is the size the model sees, in training and evaluation alike. For
+    ``RESIZED_CROP_FLIP`` evaluation resizes so the image covers ``image_size /
+    eval_crop_fraction`` (256 for 224) and takes the centre crop.
+    The fields after ``split_sizes`` are starting points for the training CLI; the
+    pipeline itself only reads ``batch_size``.
+    """
+
+    name: str
+    source: str
+    num_classes: int
+    image_size: tuple[int, int, int]
+    augmentation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    tfds_name: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    multi_label: bool = False
+    has_boxes: bool = False
+    pad: int = 4
+    eval_crop_fraction: float = 0.875
+    cache: bool = False  # cache decoded examples in memory; only where they fit
+    shuffle_buffer: int = 10_000
+    split_sizes: tuple[tuple[str, int], ...] = ()  # known sizes, no data needed
+    batch_size: int = 128
+    epochs: int = 200
+    schedule: str = "multistep"  # "multistep" | "cosine"
+    milestones: tuple[int, ...] = (100, 150)  # epochs, for "multistep"
+    learning_rate: float = 0.1
+    weight_decay: float = 5e-4
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, "
+                             f"got {self.augmentation!r}")
+        channels = self.image_size[-1]
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"{self.name}: mean and std need {channels} values")
+
+    @property
+    def eval_resize(self) -> int:
+        """Shorter image side before the evaluation centre crop (resized-crop presets)."""
+        return int(round(max(self.image_size[:2]) / self.eval_crop_fraction))
+
+    def split_size(self, split: str) -> int | None:
+        return dict(self.split_sizes).get(split)
+
+    def with_image_size(self, image_size: int | Sequence[int] | None) -> DatasetPreset:
+        """The same preset at another size: an int (square), (H, W) or (H, W, C)."""
+        if image_size is None:
+            return self
+        channels = self.image_size[-1]
+        if isinstance(image_size, int):
+            size = (image_size, image_size, channels)
+        elif len(image_size) == 2:
+            size = (int(image_size[0]), int(image_size[1]), channels)
+        else:
+            size = tuple(int(v) for v in image_size)
+        if size[-1] != channels or min(size) < 1:
+            raise ValueError(f"{self.name}: bad image_size {image_size!r} "
+                             f"(the data has {channels} channels)")
+        return dataclasses.replace(self, image_size=size)
+
+
+def _small(name, num_classes, mean, std, **kwargs):
+    return DatasetPreset(name=name, num_classes=num_classes, augmentation=PAD_CROP_FLIP,
+                         mean=mean, std=std, **kwargs)
+
+
+def _imagenet_like(name, num_classes, **kwargs):
+    defaults = dict(image_size=(224, 224, 3), augmentation=RESIZED_CROP_FLIP,
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                    shuffle_buffer=1024,  # decoded full-size images: keep the buffer small
+                    batch_size=64, epochs=100, schedule="cosine", milestones=(),
+                    learning_rate=0.01, weight_decay=1e-4)
+    defaults.update(kwargs)
+    return DatasetPreset(name=name, num_classes=num_classes, **defaults)
+
+
+_PRESETS = (
+    _small("cifar10", 10, CIFAR10_MEAN, CIFAR10_STD, source="tfds", tfds_name="cifar10",
+           image_size=(32, 32, 3), cache=True,
+           split_sizes=(("train", 50_000), ("test", 10_000))),
+    _small("cifar100", 100, CIFAR100_MEAN, CIFAR100_STD, source="tfds", tfds_name="cifar100",
+           image_size=(32, 32, 3), cache=True,
+           split_sizes=(("train", 50_000), ("test", 10_000))),
+    # Already in memory as one array, so no cache; pad 2 suits 28 px digits-sized objects.
+    _small("fashion_mnist", 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD, source="fashion_mnist",
+           image_size=(28, 28, 1), pad=2, epochs=30, schedule="cosine", milestones=(),
+           split_sizes=(("train", 60_000), ("test", 10_000))),
+    _imagenet_like("caltech101", 102, source="tfds", tfds_name="caltech101",
+                   split_sizes=(("train", 3_060), ("test", 6_084))),
+    _imagenet_like("caltech_birds2011", 200, source="tfds", tfds_name="caltech_birds2011",
+                   has_boxes=True, split_sizes=(("train", 5_994), ("test", 5_794))),
+    # VOC's tfds "test" split has no labels: evaluate on "validation".
+    _imagenet_like("voc/2012", 20, source="tfds", tfds_name="voc/2012", multi_label=True,
+                   has_boxes=True, test_split="validation", epochs=60,
+                   split_sizes=(("train", 5_717), ("validation", 5_823), ("test", 10_991))),
+    _imagenet_like("imagenet2012", 1000, source="tfds", tfds_name="imagenet2012",
+                   test_split="validation", batch_size=256, epochs=90, schedule="multistep",
+                   milestones=(30, 60, 80), learning_rate=0.1,
+                   split_sizes=(("train", 1_281_167), ("validation", 50_000))),
+    # Image folders: num_classes comes from the folder (get_preset(..., data_dir=root)).
+    _imagenet_like("caltech256", 257, source="image_folder"),
+    _imagenet_like("image_folder", 0, source="image_folder"),
+)
+PRESETS = {preset.name: preset for preset in _PRESETS}
+
+
+def names() -> list[str]:
+    """Every dataset name that ``load`` and ``get_preset`` accept."""
+    return sorted(PRESETS)
+
+
+def lookup(name: str) -> DatasetPreset:
+    """The stored preset, with no overrides; ValueError listing the names otherwise."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(names())}") \
+            from None
