@@ -6,7 +6,10 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data test test-slow bench clean
+DEMO_RUN := runs/demo
+DEMO_EXPORT := savedmodels/fashion_mnist_demo
+
+.PHONY: setup data demo test test-slow bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +25,13 @@ data: $(FASHION_MNIST)
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+# Train SFOCUS on Fashion-MNIST (offline), evaluate, write overlays and metrics, export.
+demo: setup data
+	rm -rf $(DEMO_RUN)
+	$(VENV)/bin/sfocus-train --flagfile=configs/fashion_mnist_demo.flags --workdir=$(DEMO_RUN)
+	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT)
+	@echo "metrics: $(DEMO_RUN)/metrics.json; overlays: $(DEMO_RUN)/attention/final.png"
 
 test: setup data
 	$(PY) -m pytest -q -m "not slow"

@@ -2,7 +2,8 @@
 
 Registered builders:
 
-* ``resnet20`` / ``resnet56`` / ``resnet110``: He et al. (2016) Sec. 4.2,
+* ``resnet20`` / ``resnet56`` / ``resnet110`` (and the smaller ``resnet8``,
+  ``resnet14``, ``resnet32``, ``resnet44``): He et al. (2016) Sec. 4.2,
   3 stages of widths 16/32/64 with ``n = (depth - 2) / 6`` blocks each and
   option-A (parameter-free, zero-padding) shortcuts, as in the paper: with a
   10-class GAP + dense head ResNet-20 has 0.27 M parameters.
@@ -80,7 +81,7 @@ def _depth_builder(depth):
     return build
 
 
-for _depth in (20, 56, 110):
+for _depth in (8, 14, 20, 32, 44, 56, 110):
     register(f"resnet{_depth}")(_depth_builder(_depth))
 
 

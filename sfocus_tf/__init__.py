@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TF's C++ INFO lines (CPU features, CUDA probing) drown our output; warnings stay.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import keras  # noqa: E402
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+import keras_models
+
 from sfocus_tf import losses
 from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
 from sfocus_tf.config import SFocusConfig
@@ -29,10 +31,11 @@ class SFocusModel(keras.Model):
     ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
     ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
     model minimises ``CE + w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC +
-    sum(model.losses)``.
+    sum(model.losses)``. ``weight_decay`` regularises the head's kernel with the
+    convention of ``keras_models`` (gradient ``weight_decay * w``).
     """
 
-    def __init__(self, backbone, num_classes=None, config=None, **kwargs):
+    def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         image_shape = check_backbone(backbone)
         num_classes = _resolve_num_classes(backbone, num_classes)
@@ -47,7 +50,10 @@ class SFocusModel(keras.Model):
         self.sfocus_config = config
         self.image_shape = image_shape
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
-        self.classifier = keras.layers.Dense(num_classes, name="classifier")
+        self.weight_decay = float(weight_decay)
+        self.classifier = keras.layers.Dense(
+            num_classes, name="classifier",
+            kernel_regularizer=keras_models.kernel_regularizer(self.weight_decay))
         self._trackers = make_metrics(num_classes, config.multi_label)
         self._step_xla = False
         self.build((None,) + image_shape)
@@ -230,7 +236,7 @@ class SFocusModel(keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "num_classes": self.num_classes,
+                "num_classes": self.num_classes, "weight_decay": self.weight_decay,
                 "config": self.sfocus_config.to_dict()}
 
     @classmethod

@@ -12,6 +12,7 @@ from PIL import Image
 
 from sfocus_tf import data
 from sfocus_tf.data import fashion_mnist, image_folder
+from fake_data import write_fake_fashion
 
 BATCH = 4
 MOCK_EXAMPLES = 10  # two full training batches of 4, then a ragged evaluation batch of 2
@@ -252,20 +253,6 @@ def test_image_folder_with_train_and_test_folders(tmp_path):
 
 
 # --- Fashion-MNIST ------------------------------------------------------------------------
-
-def write_idx(path, array):
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    with gzip.open(path, "wb") as stream:
-        stream.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_fake_fashion(root, num_examples=6):
-    rng = np.random.default_rng(0)
-    for split, (image_file, label_file) in fashion_mnist.SPLIT_FILES.items():
-        write_idx(root / image_file, rng.integers(0, 256, (num_examples, 28, 28)))
-        write_idx(root / label_file, np.arange(num_examples) % 10)
-    return str(root)
-
 
 def test_fashion_mnist_missing_files_say_how_to_install(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):

@@ -1,0 +1,137 @@
+"""Atomic writes, and a backup callback that lets a killed run resume.
+
+Every file is written under a temporary name in its final directory and then
+renamed (``os.replace`` is atomic on POSIX), so a reader never sees half a
+file, and a run killed while writing leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+import keras
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = ""):
+    """Yields a temporary path next to ``path``; renames it onto ``path`` on success."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json(path: str, value) -> None:
+    with atomic_path(path, ".json") as temporary:
+        with open(temporary, "w") as f:
+            json.dump(value, f, indent=2, sort_keys=True, default=_jsonable)
+            f.write("\n")
+
+
+def read_json(path: str, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """``model.save(path)`` (a ``.keras`` file), atomically."""
+    with atomic_path(path, ".keras") as temporary:
+        model.save(temporary)
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class BackupAndResume(keras.callbacks.Callback):
+    """Backs up weights and optimizer state every ``save_every_steps`` steps and at
+    every epoch end; on ``fit`` start, restores the newest backup.
+
+    Files in ``backup_dir``: ``ckpt-<global step>.weights.h5`` and ``latest.json``
+    (which one is newest, the epoch and step it was taken at, the per-epoch logs so
+    far). ``latest.json`` is replaced only after its weights file is complete, so a
+    kill at any moment leaves a consistent backup. An epoch interrupted midway is
+    redone from its start with the weights of the last backup; finished epochs are
+    never redone. ``fit`` must be given ``initial_epoch=backup.initial_epoch``.
+    """
+
+    def __init__(self, backup_dir: str, save_every_steps: int | None = None, keep: int = 2):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.save_every_steps = save_every_steps
+        self.keep = keep
+        self._state = read_json(self._latest_path, {"epoch": 0, "step": 0, "global_step": 0,
+                                                    "weights": None, "history": {}})
+        self._epoch = self._state["epoch"]
+
+    @property
+    def _latest_path(self) -> str:
+        return os.path.join(self.backup_dir, "latest.json")
+
+    @property
+    def initial_epoch(self) -> int:
+        """Epochs finished before this run started."""
+        return self._state["epoch"]
+
+    @property
+    def history(self) -> dict:
+        """``{epoch: logs}`` of every finished epoch, across restarts."""
+        return {int(k): v for k, v in self._state["history"].items()}
+
+    def restore(self, model: keras.Model) -> bool:
+        """Loads the newest backup into ``model`` (weights and optimizer state)."""
+        weights = self._state["weights"]
+        if weights is None:
+            return False
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(self.backup_dir, weights))
+        return True
+
+    def on_train_begin(self, logs=None):
+        self.restore(self.model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._steps_in_epoch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_in_epoch = batch + 1
+        if self.save_every_steps and self._steps_in_epoch % self.save_every_steps == 0:
+            self._save(self._epoch, self._steps_in_epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._state["history"][str(epoch)] = {k: float(v) for k, v in (logs or {}).items()}
+        self._save(epoch + 1, 0)
+
+    def _save(self, epoch: int, step: int) -> None:
+        global_step = int(self.model.optimizer.iterations.numpy())
+        name = f"ckpt-{global_step}.weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, name), ".weights.h5") as temporary:
+            self.model.save_weights(temporary)
+        self._state.update(epoch=epoch, step=step, global_step=global_step, weights=name)
+        write_json(self._latest_path, self._state)
+        self._remove_old(keep_name=name)
+
+    def _remove_old(self, keep_name: str) -> None:
+        backups = sorted((f for f in os.listdir(self.backup_dir)
+                          if f.startswith("ckpt-") and f.endswith(".weights.h5")),
+                         key=lambda f: int(f[len("ckpt-"):-len(".weights.h5")]))
+        for old in backups[:-self.keep]:
+            if old != keep_name:
+                os.remove(os.path.join(self.backup_dir, old))

@@ -1,0 +1,75 @@
+"""Side-by-side overlays of the true-class and the confusing-class attention maps."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from sfocus_tf.checkpointing import atomic_path
+
+# Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
+_COLORMAP_ANCHORS = np.array([
+    [0.05, 0.03, 0.35], [0.30, 0.10, 0.60], [0.75, 0.20, 0.45],
+    [0.95, 0.45, 0.20], [0.99, 0.85, 0.25]])
+
+
+def colorize(maps: np.ndarray) -> np.ndarray:
+    """[..., H, W] values in [0, 1] -> [..., H, W, 3] RGB in [0, 1]."""
+    position = np.clip(maps, 0.0, 1.0) * (len(_COLORMAP_ANCHORS) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(_COLORMAP_ANCHORS) - 1)
+    fraction = (position - low)[..., None]
+    return _COLORMAP_ANCHORS[low] * (1 - fraction) + _COLORMAP_ANCHORS[high] * fraction
+
+
+def to_display(images: np.ndarray) -> np.ndarray:
+    """Normalised images [B, H, W, C] -> RGB in [0, 1], stretched per image."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    low = images.min(axis=(1, 2, 3), keepdims=True)
+    high = images.max(axis=(1, 2, 3), keepdims=True)
+    return (images - low) / np.maximum(high - low, 1e-8)
+
+
+def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of [B, h, w] maps for display."""
+    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize(
+        (width, height), Image.BILINEAR)) for m in maps])
+
+
+def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blends [B, h, w] maps in [0, 1] over display images [B, H, W, 3]."""
+    heat = colorize(upsample(maps, images.shape[1], images.shape[2]))
+    return (1 - alpha) * images + alpha * heat
+
+
+def overlay_grid(images, target_maps, confusing_maps, target_names, confusing_names,
+                 scale: int = 4) -> np.ndarray:
+    """One row per example: image | true-class overlay | confusing-class overlay,
+    labelled with the class names. Returns uint8 RGB [rows*H', 3*W', 3]."""
+    display = to_display(images)
+    panels = np.concatenate([display, overlay(display, np.asarray(target_maps)),
+                             overlay(display, np.asarray(confusing_maps))], axis=2)
+    rows = []
+    for panel, target, confusing in zip(panels, target_names, confusing_names):
+        picture = Image.fromarray((panel * 255).astype(np.uint8))
+        picture = picture.resize((picture.width * scale, picture.height * scale),
+                                 Image.NEAREST)
+        rows.append(_with_caption(picture, f"true: {target}", f"confusing: {confusing}"))
+    return np.concatenate([np.asarray(r) for r in rows], axis=0)
+
+
+def _with_caption(picture: Image.Image, left: str, right: str) -> Image.Image:
+    captioned = Image.new("RGB", (picture.width, picture.height + 14), "white")
+    captioned.paste(picture, (0, 14))
+    draw = ImageDraw.Draw(captioned)
+    third = picture.width // 3
+    draw.text((third + 2, 1), left, fill="black")
+    draw.text((2 * third + 2, 1), right, fill="black")
+    return captioned
+
+
+def save_png(path: str, rgb: np.ndarray) -> None:
+    with atomic_path(path, ".png") as temporary:
+        Image.fromarray(rgb).save(temporary, format="PNG")

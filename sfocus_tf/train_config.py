@@ -1,0 +1,104 @@
+"""TrainConfig: everything one training run needs, resolved against a dataset preset."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import keras_models
+from sfocus_tf import data
+from sfocus_tf.config import SFocusConfig
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "multistep", "constant")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# Fields that fall back to the dataset preset when left at None.
+PRESET_FIELDS = ("batch_size", "epochs", "schedule", "milestones", "learning_rate",
+                 "weight_decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``None`` fields take the dataset preset's value in
+    ``resolve()``; explicit values win."""
+
+    dataset: str = "fashion_mnist"
+    model: str = "resnet20"
+    data_dir: str | None = None
+    image_size: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None  # None = one pass over the training set
+    eval_steps: int | None = None  # None = the whole test set
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    schedule: str | None = None
+    milestones: tuple[int, ...] | None = None  # epochs at which multistep divides lr by 10
+    warmup_epochs: float = 0.0
+    weight_decay: float | None = None
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    sfocus: SFocusConfig = SFocusConfig()
+    seed: int = 0
+    jit_compile: Any = "auto"
+    mixed_precision: str = "none"
+    strategy: str = "auto"
+    backup_every_steps: int = 200
+    attention_images: int = 8  # examples in the per-epoch overlay grid
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("dataset", self.dataset, data.names())
+        _check_choice("model", self.model, keras_models.names())
+        if self.schedule is not None:
+            _check_choice("schedule", self.schedule, SCHEDULES)
+        for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        for name in ("learning_rate", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0; got {value!r}")
+        if self.jit_compile not in ("auto", True, False):
+            raise ValueError(f"jit_compile must be 'auto', True or False; "
+                             f"got {self.jit_compile!r}")
+        if self.milestones is not None:
+            object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def resolve(self) -> "TrainConfig":
+        """The config with every preset-backed field filled in."""
+        preset = data.get_preset(self.dataset, image_size=self.image_size,
+                                 data_dir=self.data_dir)
+        values = {name: getattr(preset, name) for name in PRESET_FIELDS
+                  if getattr(self, name) is None}
+        sfocus = self.sfocus
+        if preset.multi_label != sfocus.multi_label:
+            sfocus = sfocus.replace(multi_label=preset.multi_label)
+        return dataclasses.replace(self, sfocus=sfocus, **values)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["sfocus"] = self.sfocus.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown TrainConfig field(s) {unknown}; valid: {sorted(known)}")
+        if isinstance(values.get("sfocus"), Mapping):
+            values["sfocus"] = SFocusConfig.from_dict(values["sfocus"])
+        return cls(**values)
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(map(str, allowed))}")

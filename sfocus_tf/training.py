@@ -1,0 +1,173 @@
+"""``train_and_evaluate(config, workdir)``: one SFOCUS (or baseline) training run.
+
+What it writes into ``workdir``::
+
+    config.json          the resolved TrainConfig
+    backup/              weights + optimizer state for resuming (BackupAndResume)
+    tensorboard/         scalars of every loss term and metric; attention images
+    attention/           epoch-NNN.png overlays: image | true class | confusing class
+    model.keras          the final model (atomic)
+    metrics.json         test accuracy, loss terms and attention metrics (atomic)
+
+Restarting with the same workdir resumes from the newest backup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_models
+from sfocus_tf import data, evaluation
+from sfocus_tf.attention import attention_maps
+from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
+from sfocus_tf.model import SFocusModel
+from sfocus_tf.overlays import overlay_grid, save_png
+from sfocus_tf.train_config import TrainConfig
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    total = config.epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "cosine":
+        if warmup:
+            return keras.optimizers.schedules.CosineDecay(
+                0.0, max(total - warmup, 1), warmup_target=config.learning_rate,
+                warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    if config.schedule == "multistep" and config.milestones:
+        boundaries = [m * steps_per_epoch for m in config.milestones]
+        values = [config.learning_rate * 0.1 ** i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    return config.learning_rate
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """SGD and Adam take weight decay as L2 terms in the loss (``model.losses``);
+    AdamW applies its own decoupled decay."""
+    lr = learning_rate_schedule(config, steps_per_epoch)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=True)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+
+
+def build_model(config: TrainConfig, preset) -> SFocusModel:
+    loss_decay = 0.0 if config.optimizer == "adamw" else config.weight_decay
+    backbone = keras_models.get(config.model, preset.image_size, preset.num_classes,
+                                weight_decay=loss_decay)
+    return SFocusModel(backbone, preset.num_classes, config.sfocus, weight_decay=loss_decay)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Sets the global Keras dtype policy for the run, and restores it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if name == "none" else name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        raise NotImplementedError("strategy='multi_worker' is not implemented yet "
+                                  "(Keras 3 fit is broken there, keras-team/keras#20585)")
+    return tf.distribute.get_strategy()
+
+
+class AttentionImages(keras.callbacks.Callback):
+    """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard."""
+
+    def __init__(self, images, labels, class_names, png_dir, tensorboard_dir):
+        super().__init__()
+        self.images, self.labels, self.class_names = images, labels, class_names
+        self.png_dir = png_dir
+        self.writer = tf.summary.create_file_writer(os.path.join(tensorboard_dir, "attention"))
+
+    def render(self) -> np.ndarray:
+        maps = attention_maps(self.model, self.images, self.labels)
+        name = lambda ids: [self.class_names[i] for i in ids.numpy()]  # noqa: E731
+        return overlay_grid(self.images, maps["target_last"].numpy(),
+                            maps["confusing_last"].numpy(), name(maps["target_class"]),
+                            name(maps["confusing_class"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        grid = self.render()
+        save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
+        with self.writer.as_default():
+            tf.summary.image("true_vs_confusing", grid[None], step=epoch + 1)
+        self.writer.flush()
+
+
+def _datasets(config: TrainConfig):
+    kwargs = dict(data_dir=config.data_dir, image_size=config.image_size)
+    train = data.load(config.dataset, None, config.batch_size, training=True,
+                      seed=config.seed, repeat=True, **kwargs)
+    test = data.load(config.dataset, None, config.batch_size, training=False, **kwargs)
+    steps = config.steps_per_epoch
+    if steps is None:
+        count = data.num_examples(config.dataset, data_dir=config.data_dir)
+        if not count:
+            raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
+        steps = max(1, count // config.batch_size)
+    return train, test, steps
+
+
+def _fixed_batch(test, count, multi_label):
+    images, labels = next(iter(test.unbatch().batch(count).take(1)))
+    return images.numpy(), (labels.numpy() if multi_label else labels.numpy().astype("int32"))
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+    """Trains ``config`` into ``workdir`` (resuming if it holds a backup), evaluates
+    on the test split, and returns the metrics it writes to ``metrics.json``."""
+    config = config.resolve()
+    os.makedirs(workdir, exist_ok=True)
+    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    keras.utils.set_random_seed(config.seed)
+    preset = data.get_preset(config.dataset, image_size=config.image_size,
+                             data_dir=config.data_dir)
+    train, test, steps_per_epoch = _datasets(config)
+    with dtype_policy(config.mixed_precision), make_strategy(config.strategy).scope():
+        model = build_model(config, preset)
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch),
+                      jit_compile=config.jit_compile)
+        backup = BackupAndResume(os.path.join(workdir, "backup"), config.backup_every_steps)
+        images, labels = _fixed_batch(test, config.attention_images, preset.multi_label)
+        names = data.class_names(config.dataset, data_dir=config.data_dir)
+        callbacks = [backup,
+                     keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard")),
+                     AttentionImages(images, labels, names, os.path.join(workdir, "attention"),
+                                     os.path.join(workdir, "tensorboard"))]
+        started, resumed_from = time.perf_counter(), backup.initial_epoch
+        if resumed_from < config.epochs:
+            model.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                      initial_epoch=resumed_from, validation_data=test,
+                      validation_steps=config.eval_steps, callbacks=callbacks,
+                      shuffle=False,  # the pipeline shuffles
+                      verbose=1 if sys.stdout.isatty() else 2)
+        else:
+            backup.restore(model)  # already trained: evaluate the final weights
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        metrics = evaluation.evaluate(model, test, config.eval_steps)
+    metrics.update(epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                   resumed_from_epoch=resumed_from,
+                   train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
+                   history=backup.history)
+    save_model(model, os.path.join(workdir, "model.keras"))
+    save_png(os.path.join(workdir, "attention", "final.png"), callbacks[-1].render())
+    write_json(os.path.join(workdir, "metrics.json"), metrics)
+    return metrics

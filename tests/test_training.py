@@ -1,0 +1,123 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from fake_data import write_fake_fashion
+from sfocus_tf import SFocusConfig
+from sfocus_tf.checkpointing import read_json
+from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.training import train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(model="resnet8", batch_size=8, steps_per_epoch=3, eval_steps=2,
+            attention_images=3, backup_every_steps=2)
+
+
+def scalar_tags(event_dir):
+    tags = set()
+    for name in os.listdir(event_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path):
+    config = TrainConfig(dataset="cifar10", epochs=2, image_size=16, **TINY)
+    with tfds.testing.mock_data(num_examples=24):
+        metrics = train_and_evaluate(config, str(tmp_path))
+    for key in ("test_accuracy", "test_top5_accuracy", "test_ce", "test_as_last",
+                "test_as_inner", "test_ac", "attention_overlap", "attention_consistency"):
+        assert np.isfinite(metrics[key]), key
+    assert 0.0 <= metrics["attention_overlap"] <= 1.0
+    assert metrics["test_examples"] == 16  # eval_steps=2 batches of 8
+    assert sorted(metrics["history"]) == [0, 1]
+    assert json.loads((tmp_path / "metrics.json").read_text())["test_accuracy"] == \
+        pytest.approx(metrics["test_accuracy"])
+    resolved = json.loads((tmp_path / "config.json").read_text())
+    assert resolved["learning_rate"] == 0.1 and resolved["schedule"] == "multistep"
+    for name in ("epoch-001.png", "epoch-002.png", "final.png"):
+        assert (tmp_path / "attention" / name).stat().st_size > 0
+    tags = scalar_tags(tmp_path / "tensorboard" / "train")
+    assert {"epoch_loss", "epoch_ce", "epoch_as_last", "epoch_as_inner", "epoch_ac",
+            "epoch_accuracy"} <= tags
+    assert "true_vs_confusing" in scalar_tags(tmp_path / "tensorboard" / "attention")
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.sfocus_config == SFocusConfig()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+
+
+def test_restart_resumes_and_keeps_finished_epochs(tmp_path):
+    config = TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 40),
+                         **TINY)
+    workdir = str(tmp_path / "run")
+    first = train_and_evaluate(config.replace(epochs=1), workdir)
+    second = train_and_evaluate(config.replace(epochs=2), workdir)
+    assert first["resumed_from_epoch"] == 0 and second["resumed_from_epoch"] == 1
+    assert sorted(second["history"]) == [0, 1]
+    assert second["history"][0] == first["history"][0]  # epoch 0 was not redone
+    assert read_json(os.path.join(workdir, "backup", "latest.json"))["global_step"] == 6
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+                          capture_output=True, text=True, **kwargs)
+
+
+def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
+    data_dir = write_fake_fashion(tmp_path, 64)
+    workdir = tmp_path / "run"
+    args = [f"--workdir={workdir}", "--dataset=fashion_mnist", f"--data_dir={data_dir}",
+            "--model=resnet8", "--epochs=3", "--steps_per_epoch=60", "--batch_size=8",
+            "--eval_steps=1", "--backup_every_steps=5"]
+    latest = workdir / "backup" / "latest.json"
+    process = subprocess.Popen([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = None
+    try:
+        while time.time() < deadline and process.poll() is None:
+            state = read_json(str(latest)) if latest.exists() else None
+            if state and state["epoch"] >= 1 and state["step"] >= 10:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert state and state["epoch"] >= 1 and state["step"] >= 10, \
+        f"the run was not caught in the middle of an epoch: {state}"
+    killed = read_json(str(latest))  # the backup as the kill left it
+    assert killed["step"] > 0 and killed["epoch"] < 3
+    result = run_cli(args, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == killed["epoch"]
+    assert sorted(metrics["history"], key=int) == ["0", "1", "2"]
+    final = read_json(str(latest))
+    # Restored at the mid-epoch backup, then that epoch redone in full and the rest run.
+    assert final["global_step"] == killed["global_step"] + (3 - killed["epoch"]) * 60
+    assert "Epoch" in result.stdout and "\r" not in result.stdout  # one line per epoch
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--dataset=nope", "unknown dataset 'nope'; valid: caltech101"),
+    ("--model=nope", "unknown model 'nope'; valid: application"),
+    ("--epochs=-2", "--epochs must be a positive integer"),
+    ("--data_dir=/does/not/exist", "is not a directory"),
+    ("--sigma=3", "SFocusConfig.sigma=3.0 is not valid"),
+])
+def test_bad_flags_end_with_one_line(tmp_path, flag, message):
+    result = run_cli([f"--workdir={tmp_path}", flag], timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sfocus-train: error:") and message in last, result.stderr[-500:]
