@@ -43,17 +43,38 @@ def _probabilities(model, logits):
     return tf.sigmoid(logits) if model.sfocus_config.multi_label else tf.nn.softmax(logits)
 
 
+def checked_images(images, channels: int):
+    """A request's images, with run-time checks: a served graph gets whatever the
+    client sends, whatever the signature's declared shape (a 2-channel image would
+    otherwise run as a grouped convolution and return garbage)."""
+    expected = f"images must be uint8 [batch, height, width, {channels}]"
+    shape = tf.shape(images)
+    # Counted from a data-dependent op: the declared rank would constant-fold tf.rank.
+    rank = tf.shape(tf.where(shape >= 0))[0]
+    checks = [
+        tf.debugging.assert_equal(rank, 4, message=f"{expected}; wrong rank"),
+        tf.debugging.assert_equal(shape[-1], channels,
+                                  message=f"{expected}; wrong number of channels"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)
+
+
 def serving_functions(model, preset, top_k: int = 5) -> dict:
     """The two signature functions, for ``tf.function`` tracing."""
     top_k = min(top_k, model.num_classes)
+    channels = preset.image_size[-1]
+
+    def model_input(images):
+        return data.preprocess_for_serving(checked_images(images, channels), preset)
 
     def serving_default(images):
-        probabilities = _probabilities(model, model(data.preprocess_for_serving(images, preset)))
+        probabilities = _probabilities(model, model(model_input(images)))
         scores, classes = tf.math.top_k(probabilities, k=top_k)
         return {"probabilities": probabilities, "classes": classes, "scores": scores}
 
     def attention(images):
-        out = compute_attention(model, data.preprocess_for_serving(images, preset),
+        out = compute_attention(model, model_input(images),
                                 maps=("target_last", "confusing_last"))
         probabilities = _probabilities(model, out["logits"])
         size = tf.shape(images)[1:3]

@@ -111,7 +111,8 @@ class AttentionImages(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def _datasets(config: TrainConfig):
+def make_datasets(config: TrainConfig):
+    """(endless shuffled training batches, test batches, steps per epoch)."""
     kwargs = dict(data_dir=config.data_dir, image_size=config.image_size)
     train = data.load(config.dataset, None, config.batch_size, training=True,
                       seed=config.seed, repeat=True, **kwargs)
@@ -139,7 +140,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     keras.utils.set_random_seed(config.seed)
     preset = data.get_preset(config.dataset, image_size=config.image_size,
                              data_dir=config.data_dir)
-    train, test, steps_per_epoch = _datasets(config)
+    train, test, steps_per_epoch = make_datasets(config)
     with dtype_policy(config.mixed_precision), make_strategy(config.strategy).scope():
         model = build_model(config, preset)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch),

@@ -1,0 +1,57 @@
+"""sfocus-tune: Keras Tuner search over the SFOCUS loss weights, sigma, theta and lr.
+
+    sfocus-tune --dataset=fashion_mnist --model=resnet8 --workdir=runs/tune \
+        --tuner=bayesian --max_trials=20 --epochs=3 --ranges="w_ac=0:1,theta=fixed"
+    sfocus-train --flagfile=runs/tune/best.flags --workdir=runs/best
+
+Takes every sfocus-train flag as the base configuration of each trial. Exits
+non-zero when any trial did not complete.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from sfocus_tf import train  # noqa: F401  (defines the training flags reused here)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("tuner", "random", ["random", "bayesian", "hyperband"], "Search algorithm.")
+flags.DEFINE_integer("max_trials", 10, "Trials (random, bayesian).")
+flags.DEFINE_string("ranges", "", "Overrides of the default ranges: "
+                    "'name=low:high[:log]' or 'name=fixed', comma-separated; names: "
+                    "w_as_last, w_as_in, w_ac, sigma, theta, lr.")
+flags.DEFINE_string("objective", "val_accuracy", "Metric to optimise.")
+flags.DEFINE_enum("direction", "max", ["max", "min"], "Whether more is better.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"sfocus-tune: error: unexpected arguments {argv[1:]}")
+    try:
+        if not FLAGS.workdir:
+            raise ValueError("--workdir is required")
+        from sfocus_tf.tuning import SearchSpace, search
+        space = SearchSpace.parse(FLAGS.ranges)
+        results = search(train.config_from_flags(), FLAGS.workdir, space, tuner=FLAGS.tuner,
+                         max_trials=FLAGS.max_trials, objective=FLAGS.objective,
+                         direction=FLAGS.direction)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"sfocus-tune: error: {error}")
+    failed = [row for row in results.rows if row["status"] != "COMPLETED"]
+    print(f"{len(results.rows)} trials, {len(failed)} not completed; table: "
+          f"{FLAGS.workdir}/results.md; best: {results.best_flagfile}")
+    if not results.ok:
+        for row in failed:
+            print(f"trial {row['trial']} {row['status']}: {row['error']}", file=sys.stderr)
+        sys.exit(f"sfocus-tune: error: {len(failed) or 'no'} trial(s) failed"
+                 if failed else "sfocus-tune: error: no trial ran")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,181 @@
+"""Keras Tuner search over the SFOCUS loss weights, sigma, theta and the learning rate.
+
+    results = search(base_config, workdir, SearchSpace.parse("w_ac=0:2,lr=0.01:0.3:log"))
+
+Writes into ``workdir``: ``results.md`` and ``results.json`` (one row per trial:
+id, status, score, values), ``best.flags`` (a flagfile that ``sfocus-train``
+accepts) and the tuner's own state in ``tuner/``. Keras Tuner records a trial
+that raised as FAILED/INVALID and carries on (after ``max_consecutive_failed_trials``
+it gives up): every trial's status is read back and reported, and
+``SearchResults.ok`` is False unless all of them completed.
+
+The validation data is the preset's test split, as in training. Scores tuned on
+it are optimistic; keep a split you do not tune on for the numbers you report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras_tuner as kt
+
+from sfocus_tf import data
+from sfocus_tf.checkpointing import atomic_path, write_json
+from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.training import make_datasets, build_model, make_optimizer
+
+TUNERS = ("random", "bayesian", "hyperband")
+SFOCUS_PARAMETERS = ("w_as_last", "w_as_in", "w_ac", "sigma", "theta")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+
+
+DEFAULT_RANGES = {
+    "w_as_last": Range(0.0, 2.0), "w_as_in": Range(0.0, 2.0), "w_ac": Range(0.0, 2.0),
+    "sigma": Range(0.3, 0.8), "theta": Range(0.5, 1.0), "lr": Range(1e-3, 0.3, log=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """Which parameters are searched, and over what range."""
+
+    ranges: tuple = tuple(DEFAULT_RANGES.items())
+
+    @classmethod
+    def parse(cls, text: str) -> "SearchSpace":
+        """``"w_ac=0:2,lr=0.001:0.3:log"`` overrides those ranges; ``"name=fixed"``
+        leaves a parameter out of the search (the base config's value is used)."""
+        ranges = dict(DEFAULT_RANGES)
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, spec = item.partition("=")
+            if name not in DEFAULT_RANGES:
+                raise ValueError(f"unknown search parameter {name!r}; valid: "
+                                 f"{', '.join(DEFAULT_RANGES)}")
+            if spec == "fixed":
+                ranges.pop(name)
+                continue
+            parts = spec.split(":")
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+                raise ValueError(f"range {item!r} must read name=low:high[:log]")
+            low, high = float(parts[0]), float(parts[1])
+            if not low < high or (len(parts) == 3 and low <= 0):
+                raise ValueError(f"range {item!r}: need low < high (and low > 0 for log)")
+            ranges[name] = Range(low, high, len(parts) == 3)
+        return cls(tuple(ranges.items()))
+
+    def sample(self, hp: kt.HyperParameters) -> dict:
+        return {name: hp.Float(name, r.low, r.high, sampling="log" if r.log else "linear")
+                for name, r in self.ranges}
+
+
+def apply_values(base: TrainConfig, values: dict) -> TrainConfig:
+    """``base`` with searched values in place (``lr`` is the learning rate)."""
+    sfocus = base.sfocus.replace(**{k: v for k, v in values.items() if k in SFOCUS_PARAMETERS})
+    return base.replace(sfocus=sfocus, learning_rate=values.get("lr", base.learning_rate))
+
+
+class SFocusHyperModel(kt.HyperModel):
+    """Builds (and compiles) an SFocusModel for one trial's values."""
+
+    def __init__(self, base: TrainConfig, space: SearchSpace, steps_per_epoch: int):
+        super().__init__(name="sfocus")
+        self.base, self.space, self.steps_per_epoch = base, space, steps_per_epoch
+
+    def build(self, hp):
+        config = apply_values(self.base, self.space.sample(hp))
+        preset = data.get_preset(config.dataset, image_size=config.image_size,
+                                 data_dir=config.data_dir)
+        model = build_model(config, preset)  # built in __init__: get_best_models works
+        model.compile(optimizer=make_optimizer(config, self.steps_per_epoch),
+                      jit_compile=config.jit_compile)
+        return model
+
+
+@dataclasses.dataclass
+class SearchResults:
+    rows: list
+    best_values: dict | None
+    best_flagfile: str | None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(row["status"] == "COMPLETED" for row in self.rows)
+
+
+def make_tuner(kind, hypermodel, objective, direction, max_trials, epochs, seed, directory):
+    common = dict(objective=kt.Objective(objective, direction), seed=seed,
+                  directory=directory, project_name="search", overwrite=False)
+    if kind == "random":
+        return kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return kt.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if kind == "hyperband":
+        return kt.Hyperband(hypermodel, max_epochs=epochs, **common)
+    raise ValueError(f"unknown tuner {kind!r}; valid: {', '.join(TUNERS)}")
+
+
+def trial_rows(tuner) -> list:
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        message = (trial.message or "").strip().splitlines()
+        rows.append({"trial": trial_id, "status": str(trial.status),
+                     "score": trial.score, "values": dict(trial.hyperparameters.values),
+                     "error": message[-1] if message else ""})
+    return rows
+
+
+def write_table(path: str, rows: list, objective: str) -> None:
+    names = sorted({name for row in rows for name in row["values"]})
+    lines = [f"| trial | status | {objective} | " + " | ".join(names) + " | error |",
+             "|" + "---|" * (len(names) + 4)]
+    for row in rows:
+        score = "" if row["score"] is None else f"{row['score']:.4f}"
+        values = " | ".join(_fmt(row["values"].get(n)) for n in names)
+        lines.append(f"| {row['trial']} | {row['status']} | {score} | {values} | "
+                     f"{row['error'][:120]} |")
+    with atomic_path(path, ".md") as temporary, open(temporary, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _fmt(value):
+    return "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
+def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), *,
+           tuner: str = "random", max_trials: int = 10, objective: str = "val_accuracy",
+           direction: str = "max") -> SearchResults:
+    """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
+    from sfocus_tf.train import config_to_flags  # the flag names live with the CLI
+
+    base = base.resolve()
+    os.makedirs(workdir, exist_ok=True)
+    train, test, steps_per_epoch = make_datasets(base)
+    hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
+    engine = make_tuner(tuner, hypermodel, objective, direction, max_trials, base.epochs,
+                        base.seed, os.path.join(workdir, "tuner"))
+    error = None
+    try:
+        engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,
+                      validation_data=test, validation_steps=base.eval_steps, verbose=0)
+    except RuntimeError as stopped:  # too many failed trials in a row
+        error = stopped
+    rows = trial_rows(engine)
+    write_table(os.path.join(workdir, "results.md"), rows, objective)
+    completed = [row for row in rows if row["status"] == "COMPLETED" and row["score"] is not None]
+    best = (max if direction == "max" else min)(completed, key=lambda r: r["score"], default=None)
+    flagfile = None
+    if best is not None:
+        flagfile = os.path.join(workdir, "best.flags")
+        with atomic_path(flagfile, ".flags") as temporary, open(temporary, "w") as f:
+            f.write("\n".join(config_to_flags(apply_values(base, best["values"]))) + "\n")
+    write_json(os.path.join(workdir, "results.json"),
+               {"objective": objective, "direction": direction, "tuner": tuner,
+                "trials": rows, "best": best, "stopped_early": str(error) if error else None})
+    return SearchResults(rows, best["values"] if best else None, flagfile)

@@ -1,0 +1,73 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fake_data import write_fake_fashion
+from sfocus_tf import SFocusConfig
+from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.tuning import SearchSpace, apply_values, search
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def base_config(tmp_path):
+    return TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 32),
+                       model="resnet8", epochs=1, steps_per_epoch=2, eval_steps=1,
+                       batch_size=8)
+
+
+def test_search_space_parsing():
+    space = dict(SearchSpace.parse("w_ac=0:0.5,lr=0.01:0.1:log,theta=fixed").ranges)
+    assert (space["w_ac"].low, space["w_ac"].high, space["w_ac"].log) == (0.0, 0.5, False)
+    assert space["lr"].log and "theta" not in space and "sigma" in space
+    for bad in ("gamma=0:1", "w_ac=1:0", "lr=0:1:log", "w_ac=0:1:exp"):
+        with pytest.raises(ValueError):
+            SearchSpace.parse(bad)
+
+
+def test_apply_values():
+    config = apply_values(TrainConfig(), {"w_ac": 0.25, "sigma": 0.4, "lr": 0.02})
+    assert config.sfocus == SFocusConfig(w_ac=0.25, sigma=0.4) and config.learning_rate == 0.02
+
+
+def test_tiny_search_completes_and_its_flagfile_trains(tmp_path):
+    workdir = tmp_path / "tune"
+    results = search(base_config(tmp_path), str(workdir), SearchSpace.parse("lr=0.01:0.1"),
+                     tuner="random", max_trials=2)
+    assert results.ok and len(results.rows) == 2
+    assert all(row["status"] == "COMPLETED" and row["score"] is not None for row in results.rows)
+    table = (workdir / "results.md").read_text()
+    assert table.count("COMPLETED") == 2 and "val_accuracy" in table
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved["best"]["values"] == results.best_values
+    flags = (workdir / "best.flags").read_text()
+    assert f"--w_ac={results.best_values['w_ac']!r}" in flags
+    trained = subprocess.run(
+        [sys.executable, "-m", "sfocus_tf.train", f"--flagfile={workdir / 'best.flags'}",
+         f"--workdir={tmp_path / 'best'}"], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    resolved = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert resolved["sfocus"]["w_ac"] == pytest.approx(results.best_values["w_ac"])
+    assert resolved["learning_rate"] == pytest.approx(results.best_values["lr"])
+
+
+def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
+    config = base_config(tmp_path)
+    workdir = tmp_path / "tune"
+    # sigma > 1 is not a valid SFocusConfig: nearly every sampled trial's build raises
+    # (the range starts valid: Keras Tuner builds once with the low end first).
+    args = [f"--workdir={workdir}", "--dataset=fashion_mnist", f"--data_dir={config.data_dir}",
+            "--model=resnet8", "--epochs=1", "--steps_per_epoch=2", "--eval_steps=1",
+            "--batch_size=8", "--max_trials=2", "--ranges=sigma=0.999:9", "--seed=3"]
+    result = subprocess.run([sys.executable, "-m", "sfocus_tf.tune", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "trial(s) failed" in result.stderr.strip().splitlines()[-1]
+    rows = json.loads((workdir / "results.json").read_text())["trials"]
+    assert rows and all(row["status"] in ("FAILED", "INVALID") for row in rows)
+    assert all("SFocusConfig.sigma" in row["error"] for row in rows)
+    assert not (workdir / "best.flags").exists()
