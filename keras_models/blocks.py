@@ -138,3 +138,9 @@ class Builder:
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}; got {value!r}")
+
+
+def check_stages(stage_widths, blocks_per_stage):
+    if len(stage_widths) != len(blocks_per_stage) or len(stage_widths) < 2:
+        raise ValueError("stage_widths and blocks_per_stage need the same length, at "
+                         f"least 2; got {tuple(stage_widths)} and {tuple(blocks_per_stage)}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 
 from keras_models.backbone import Backbone
-from keras_models.blocks import Builder, check_choice, policy_name
+from keras_models.blocks import Builder, check_choice, check_stages, policy_name
 from keras_models.registry import register
 
 
@@ -40,9 +40,7 @@ class ResNet(Backbone):
                  blocks_per_stage=(2, 2, 2, 2), stage_widths=(64, 128, 256, 512),
                  weight_decay=0.0, dtype=None, **kwargs):
         check_choice("block", block, {"basic", "bottleneck"})
-        if len(stage_widths) != len(blocks_per_stage) or len(stage_widths) < 2:
-            raise ValueError("stage_widths and blocks_per_stage need the same "
-                             "length, at least 2")
+        check_stages(stage_widths, blocks_per_stage)
         kwargs.setdefault("name", "resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)

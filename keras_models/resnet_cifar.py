@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras
 
 from keras_models.backbone import Backbone
-from keras_models.blocks import Builder, check_choice, policy_name
+from keras_models.blocks import Builder, check_choice, check_stages, policy_name
 from keras_models.registry import register
 
 
@@ -45,9 +45,7 @@ class CifarResNet(Backbone):
                  blocks_per_stage=(3, 3, 3), shortcut="A", weight_decay=0.0,
                  dtype=None, **kwargs):
         check_choice("shortcut", shortcut, {"A", "B"})
-        if len(stage_widths) != len(blocks_per_stage) or len(stage_widths) < 2:
-            raise ValueError("stage_widths and blocks_per_stage need the same "
-                             "length, at least 2")
+        check_stages(stage_widths, blocks_per_stage)
         kwargs.setdefault("name", "cifar_resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)

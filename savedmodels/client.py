@@ -57,7 +57,10 @@ def main():
     if args.dry_run:
         print(json.dumps(body)[:2000])
         return
-    result = post(args.server, args.model, body)
+    try:
+        result = post(args.server, args.model, body)
+    except OSError as error:  # URLError, HTTPError, timeouts
+        sys.exit(f"client: {args.server}: {error}")
     rows = result.get("predictions") or [dict(zip(result["outputs"], values)) for values in
                                          zip(*result["outputs"].values())]
     for path, row in zip(args.images, rows):

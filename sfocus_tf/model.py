@@ -14,6 +14,7 @@ from sfocus_tf.metrics import LOSS_METRICS, make_metrics
 from sfocus_tf.validation import (check_backbone, check_images, check_labels,
                                   warn_on_inexact_batch_norm)
 
+
 def resolve_jit_compile(jit_compile) -> bool:
     """Keras' ``"auto"``: XLA on when a GPU is visible, off on CPU-only machines
     (where XLA made a ResNet-20 step slower here)."""
@@ -87,7 +88,6 @@ class SFocusModel(keras.Model):
         evaluation computes them all, as metrics. Inputs are checked by shape only;
         ``fit``/``evaluate`` also check label values (outside XLA)."""
         cfg = self.sfocus_config
-        images = check_images(images, self.image_shape)
         labels = check_labels(labels, self.num_classes, cfg.multi_label, check_values=False)
         maps = self._maps_needed(training)
         if maps:
@@ -113,7 +113,9 @@ class SFocusModel(keras.Model):
             return MAP_NAMES
         needed = []
         if cfg.w_as_last > 0 or (cfg.w_ac > 0 and cfg.ac_mask_source == "last"):
-            needed += ["target_last", "confusing_last"]
+            needed += ["target_last"]
+        if cfg.w_as_last > 0:
+            needed += ["confusing_last"]
         if cfg.needs_inner_maps:
             needed += ["target_inner"]
         if cfg.inner_separability:

@@ -131,6 +131,9 @@ def test_training_computes_only_the_weighted_terms(rng):
     model = SFocusModel(tiny_backbone(), 5, SFocusConfig(as_layers="last", w_ac=0.0))
     assert set(model.objective(images, labels, training=True)) == {"ce", "as_last", "loss",
                                                                     "logits"}
+    # Consistency needs the last layer's target map for its mask, not its separability.
+    model = SFocusModel(tiny_backbone(), 5, SFocusConfig(w_as_last=0.0, w_as_in=0.0))
+    assert set(model.objective(images, labels, training=True)) == {"ce", "ac", "loss", "logits"}
     # Evaluation reports every term as a metric, weighted or not.
     assert {"as_inner", "ac"} <= set(model.objective(images, labels, training=False))
 

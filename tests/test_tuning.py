@@ -71,3 +71,16 @@ def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
     assert rows and all(row["status"] in ("FAILED", "INVALID") for row in rows)
     assert all("SFocusConfig.sigma" in row["error"] for row in rows)
     assert not (workdir / "best.flags").exists()
+
+
+@pytest.mark.parametrize("kind, oracle", [("random", "RandomSearchOracle"),
+                                          ("bayesian", "BayesianOptimizationOracle"),
+                                          ("hyperband", "HyperbandOracle")])
+def test_every_tuner_kind_is_built_with_the_objective(tmp_path, kind, oracle):
+    from sfocus_tf.tuning import SFocusHyperModel, make_tuner
+    hypermodel = SFocusHyperModel(base_config(tmp_path).resolve(), SearchSpace(), 2)
+    tuner = make_tuner(kind, hypermodel, "val_loss", "min", 3, 2, 0, str(tmp_path / kind))
+    assert type(tuner.oracle).__name__ == oracle
+    assert tuner.oracle.objective.name == "val_loss" and tuner.oracle.objective.direction == "min"
+    with pytest.raises(ValueError, match="unknown tuner"):
+        make_tuner("grid", hypermodel, "val_loss", "min", 3, 2, 0, str(tmp_path / "grid"))
