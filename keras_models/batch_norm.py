@@ -19,6 +19,23 @@ class BatchNorm(keras.layers.BatchNormalization):
     variables, same forward values, same cost.
     """
 
+    def add_weight(self, *args, name=None, **kwargs):
+        if name not in ("moving_mean", "moving_variance"):
+            return super().add_weight(*args, name=name, **kwargs)
+        # Under tf.distribute each replica updates its own copy of the moving
+        # statistics (no communication per step, so the update may sit inside an
+        # XLA-compiled step), and reading them outside a replica (saving,
+        # get_weights, predict) averages the copies. Keras' default keeps one
+        # unsynchronised copy per replica: workers then evaluate and save
+        # different models.
+        with keras.name_scope(self.name, caller=self):
+            variable = keras.Variable(
+                initializer=keras.initializers.get(kwargs["initializer"]),
+                shape=kwargs["shape"], dtype=self.variable_dtype, trainable=False,
+                autocast=False, aggregation="mean", synchronization="on_read", name=name)
+        self._track_variable(variable)
+        return variable
+
     def _moments(self, inputs, mask):
         if mask is not None or self.synchronized:
             return super()._moments(inputs, mask)

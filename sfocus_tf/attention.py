@@ -114,10 +114,16 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
     return target, confusing, target_class, confusing_class
 
 
-def _score(logits: tf.Tensor, indicator: tf.Tensor) -> tf.Tensor:
-    """``sum_b sum_c logits[b, c] * indicator[b, c]``: one backward pass gives every
-    example's own gradient (BatchNorm coupling aside)."""
-    return tf.reduce_sum(full_precision(logits) * indicator)
+# float16 gradients of a class score w.r.t. a feature map can fall into float16's
+# subnormal range; the score is scaled before back-propagation and the gradient
+# unscaled in float32 (exact: the gradient is linear in the score).
+HALF_PRECISION_SCORE_SCALE = 1024.0
+
+
+def _score(logits: tf.Tensor, indicator: tf.Tensor, scale: float) -> tf.Tensor:
+    """``scale * sum_b sum_c logits[b, c] * indicator[b, c]``: one backward pass gives
+    every example's own gradient (BatchNorm coupling aside)."""
+    return scale * tf.reduce_sum(full_precision(logits) * indicator)
 
 
 def compute_attention(model, images, labels=None, *, training: bool = False,
@@ -147,8 +153,9 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         logits = model.head(last)
         target, confusing, target_class, confusing_class = select_classes(
             logits, labels, config.multi_label)
-        scores = {"target": _score(logits, target),
-                  "confusing": _score(logits, confusing)}
+        scale = HALF_PRECISION_SCORE_SCALE if inner.dtype == tf.float16 else 1.0
+        scores = {"target": _score(logits, target, scale),
+                  "confusing": _score(logits, confusing, scale)}
 
     out = dict(logits=logits, target=target, confusing=confusing,
                target_class=target_class, confusing_class=confusing_class)
@@ -158,9 +165,9 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     for name in maps:
         role = name.split("_")[0]
         if name in inner_maps:
-            grads = tape.gradient(scores[role], inner)
-            raw = gradcam(full_precision(inner), full_precision(grads),
-                          config.gradcam_weights, config.second_order)
+            grads = full_precision(tape.gradient(scores[role], inner)) / scale
+            raw = gradcam(full_precision(inner), grads, config.gradcam_weights,
+                          config.second_order)
         else:
             raw = cam(last, kernel, indicators[role], config.gradcam_weights,
                       config.second_order)

@@ -68,15 +68,22 @@ class BackupAndResume(keras.callbacks.Callback):
     kill at any moment leaves a consistent backup. An epoch interrupted midway is
     redone from its start with the weights of the last backup; finished epochs are
     never redone. ``fit`` must be given ``initial_epoch=backup.initial_epoch``.
+
+    With several workers every worker must save (reading distributed variables is a
+    collective operation all of them join): each writes to its own ``backup_dir``,
+    and all restore from the chief's, ``restore_dir``.
     """
 
-    def __init__(self, backup_dir: str, save_every_steps: int | None = None, keep: int = 2):
+    def __init__(self, backup_dir: str, save_every_steps: int | None = None, keep: int = 2,
+                 restore_dir: str | None = None):
         super().__init__()
         self.backup_dir = backup_dir
+        self.restore_dir = restore_dir or backup_dir
         self.save_every_steps = save_every_steps
         self.keep = keep
-        self._state = read_json(self._latest_path, {"epoch": 0, "step": 0, "global_step": 0,
-                                                    "weights": None, "history": {}})
+        self._state = read_json(os.path.join(self.restore_dir, "latest.json"),
+                                {"epoch": 0, "step": 0, "global_step": 0, "weights": None,
+                                 "history": {}})
         self._epoch = self._state["epoch"]
 
     @property
@@ -100,7 +107,7 @@ class BackupAndResume(keras.callbacks.Callback):
             return False
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(self.backup_dir, weights))
+        model.load_weights(os.path.join(self.restore_dir, weights))
         return True
 
     def on_train_begin(self, logs=None):

@@ -112,11 +112,12 @@ def main(argv):
         config = config_from_flags()
         from sfocus_tf.training import train_and_evaluate  # TF import after flag checks
         metrics = train_and_evaluate(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError, NotImplementedError) as error:
+    except (ValueError, FileNotFoundError) as error:
         sys.exit(f"sfocus-train: error: {error}")
     print(f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
           f"{metrics['attention_overlap']:.4f}, consistency "
-          f"{metrics['attention_consistency']:.4f}; written to {FLAGS.workdir}")
+          f"{metrics['attention_consistency']:.4f}, weights {metrics['weights_checksum']}; "
+          f"written to {FLAGS.workdir}")
 
 
 def run():

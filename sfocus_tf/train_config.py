@@ -8,11 +8,11 @@ from typing import Any, Mapping
 import keras_models
 from sfocus_tf import data
 from sfocus_tf.config import SFocusConfig
+from sfocus_tf.distribute import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # Fields that fall back to the dataset preset when left at None.
 PRESET_FIELDS = ("batch_size", "epochs", "schedule", "milestones", "learning_rate",
                  "weight_decay")

@@ -15,7 +15,9 @@ Restarting with the same workdir resumes from the newest backup.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import sys
 import time
 
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_models
-from sfocus_tf import data, evaluation
+from sfocus_tf import data, distribute, evaluation
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.model import SFocusModel
@@ -77,16 +79,6 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        raise NotImplementedError("strategy='multi_worker' is not implemented yet "
-                                  "(Keras 3 fit is broken there, keras-team/keras#20585)")
-    return tf.distribute.get_strategy()
-
-
 class AttentionImages(keras.callbacks.Callback):
     """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard."""
 
@@ -134,27 +126,50 @@ def _fixed_batch(test, count, multi_label):
 def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     """Trains ``config`` into ``workdir`` (resuming if it holds a backup), evaluates
     on the test split, and returns the metrics it writes to ``metrics.json``."""
+    return train(config, workdir)[1]
+
+
+def train(config: TrainConfig, workdir: str):
+    """``train_and_evaluate``, returning ``(model, metrics)``.
+
+    Under MultiWorkerMirroredStrategy every worker runs this, all of it (saving
+    reads distributed variables, a collective every worker must join); the chief
+    writes into ``workdir``, the others into temporary directories removed at the
+    end, and all resume from the chief's backup.
+    """
     config = config.resolve()
-    os.makedirs(workdir, exist_ok=True)
-    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    strategy = distribute.make_strategy(config.strategy)  # before any other TF work
+    out = distribute.output_dir(workdir)
+    try:
+        return _train_in(config, strategy, workdir, out)
+    finally:
+        if out != workdir:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
+    os.makedirs(out, exist_ok=True)
+    write_json(os.path.join(out, "config.json"), config.to_dict())
     keras.utils.set_random_seed(config.seed)
     preset = data.get_preset(config.dataset, image_size=config.image_size,
                              data_dir=config.data_dir)
-    train, test, steps_per_epoch = make_datasets(config)
-    with dtype_policy(config.mixed_precision), make_strategy(config.strategy).scope():
+    train_data, test, steps_per_epoch = make_datasets(config)
+    with dtype_policy(config.mixed_precision), strategy.scope():
         model = build_model(config, preset)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch),
                       jit_compile=config.jit_compile)
-        backup = BackupAndResume(os.path.join(workdir, "backup"), config.backup_every_steps)
+        backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
+                                 restore_dir=os.path.join(workdir, "backup"))
         images, labels = _fixed_batch(test, config.attention_images, preset.multi_label)
-        names = data.class_names(config.dataset, data_dir=config.data_dir)
-        callbacks = [backup,
-                     keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard")),
-                     AttentionImages(images, labels, names, os.path.join(workdir, "attention"),
-                                     os.path.join(workdir, "tensorboard"))]
+        overlays = AttentionImages(images, labels,
+                                   data.class_names(config.dataset, data_dir=config.data_dir),
+                                   os.path.join(out, "attention"),
+                                   os.path.join(out, "tensorboard"))
+        callbacks = [backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
+                     overlays]
         started, resumed_from = time.perf_counter(), backup.initial_epoch
         if resumed_from < config.epochs:
-            model.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+            model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=resumed_from, validation_data=test,
                       validation_steps=config.eval_steps, callbacks=callbacks,
                       shuffle=False,  # the pipeline shuffles
@@ -165,10 +180,18 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         started = time.perf_counter()
         metrics = evaluation.evaluate(model, test, config.eval_steps)
     metrics.update(epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                   resumed_from_epoch=resumed_from,
+                   resumed_from_epoch=resumed_from, replicas=strategy.num_replicas_in_sync,
                    train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
-                   history=backup.history)
-    save_model(model, os.path.join(workdir, "model.keras"))
-    save_png(os.path.join(workdir, "attention", "final.png"), callbacks[-1].render())
-    write_json(os.path.join(workdir, "metrics.json"), metrics)
-    return metrics
+                   weights_checksum=weights_checksum(model), history=backup.history)
+    save_model(model, os.path.join(out, "model.keras"))
+    save_png(os.path.join(out, "attention", "final.png"), overlays.render())
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    return model, metrics
+
+
+def weights_checksum(model) -> str:
+    """A digest of every weight's bytes: equal on all workers of a synchronous run."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,119 @@
+"""tf.distribute for SFOCUS training: strategy choice, chief-only writes, and the one
+patch Keras 3 needs for MultiWorkerMirroredStrategy.
+
+One machine, several GPUs: ``MirroredStrategy``. Several machines: set ``TF_CONFIG``
+on each (``{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type":
+"worker", "index": i}}``) and use ``MultiWorkerMirroredStrategy``. The global batch is
+split over all replicas; every loss term is a mean over the global batch (each
+replica divides its own mean by the number of replicas, the all-reduce sums).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# The Keras versions the multi-worker patch below was written and tested against.
+PATCHED_KERAS = ("3.15.",)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``auto``: MirroredStrategy when several GPUs are visible, else the default.
+
+    Create it before any other TensorFlow work: MultiWorkerMirroredStrategy
+    configures the runtime's collective ops, which must happen first.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy=multi_worker needs the TF_CONFIG environment "
+                             "variable (the cluster and this worker's task)")
+        patch_keras_for_multi_worker()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    return tf.distribute.get_strategy()
+
+
+def task() -> tuple[str, int]:
+    """(task type, index) of this process from TF_CONFIG; ("worker", 0) without one."""
+    spec = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return spec.get("type", "worker"), int(spec.get("index", 0))
+
+
+def is_chief() -> bool:
+    """The chief writes checkpoints, logs and exports: the ``chief`` task if the
+    cluster has one, else worker 0."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    task_type, index = task()
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type == "worker" and index == 0
+
+
+def output_dir(workdir: str) -> str:
+    """Where this process writes: ``workdir`` on the chief, a fresh temporary
+    directory on other workers (they run the same code, so they write too, but
+    nothing of theirs is kept)."""
+    if is_chief():
+        return workdir
+    task_type, index = task()
+    return tempfile.mkdtemp(prefix=f"sfocus-{task_type}{index}-")
+
+
+def patch_keras_for_multi_worker() -> None:
+    """Makes Keras 3 ``fit``/``evaluate`` work under MultiWorkerMirroredStrategy.
+
+    keras-team/keras#20585, two places in Keras' TensorFlow trainer:
+
+    - before the first step, ``_maybe_symbolic_build`` averages the first data
+      batch across replicas, eagerly; under the multi-worker strategy that
+      reduction rejects the per-replica batch. Any replica's batch serves to build.
+    - each step's logs are reduced with ``strategy.reduce("MEAN", value, axis=0)``,
+      which fails on the scalar logs every model returns ("Invalid reduction
+      dimension 0 for input with 0 dimensions"). The mean across replicas
+      (``axis=None``) is what is meant.
+
+    Applied once, and only to the Keras versions it was tested on
+    (tests/test_distribute.py runs two workers).
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if getattr(tf_trainer.reduce_per_replica, "sfocus_patched", False):
+        return
+    if not keras.__version__.startswith(PATCHED_KERAS):
+        raise RuntimeError(f"the MultiWorkerMirroredStrategy patch was tested on Keras "
+                           f"{PATCHED_KERAS}, not {keras.__version__}; check "
+                           "keras-team/keras#20585 and tests/test_distribute.py")
+    multi_worker = tf_trainer._collective_all_reduce_multi_worker
+    original_reduce = tf_trainer.reduce_per_replica
+    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and multi_worker(strategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None),
+                                         values)
+        return original_reduce(values, strategy, reduction)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is not None and strategy is not None and multi_worker(strategy):
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0], next(it))
+                break
+            iterator = None
+        return original_build(self, iterator=iterator, data_batch=data_batch)
+
+    reduce_per_replica.sfocus_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
