@@ -39,8 +39,12 @@ test: setup data
 test-slow: setup data
 	$(PY) -m pytest -q -m slow
 
-bench: setup
+# Ratios measured side by side; docs/benchmarks.md holds a run's tables.
+bench: setup data
 	$(PY) bench/step_time.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/serving.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -184,8 +184,9 @@ def attention_maps(model, images, labels=None) -> dict:
 
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
-    ([B]). With ``labels=None`` the target is the top-1 prediction and the
-    confusing class the runner-up; BatchNorm runs in inference mode.
+    ([B]), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
+    target is the top-1 prediction and the confusing class the runner-up;
+    BatchNorm runs in inference mode.
     """
     images = check_images(images, model.image_shape)
     if labels is not None:
@@ -195,6 +196,7 @@ def attention_maps(model, images, labels=None) -> dict:
 
         def maps_of(batch, batch_labels):
             out = compute_attention(model_ref(), batch, batch_labels, training=False)
-            return {key: out[key] for key in MAP_NAMES + ("target_class", "confusing_class")}
+            return {key: out[key]
+                    for key in MAP_NAMES + ("target_class", "confusing_class", "logits")}
         _COMPILED[model] = tf.function(maps_of, reduce_retracing=True)
     return _COMPILED[model](images, labels)

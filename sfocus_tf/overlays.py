@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sfocus_tf.attention import attention_maps
 from sfocus_tf.checkpointing import atomic_path
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
@@ -68,6 +69,14 @@ def _with_caption(picture: Image.Image, left: str, right: str) -> Image.Image:
     draw.text((third + 2, 1), left, fill="black")
     draw.text((2 * third + 2, 1), right, fill="black")
     return captioned
+
+
+def render(model, images, labels, class_names) -> np.ndarray:
+    """The overlay grid of ``model``'s last-layer maps for a batch."""
+    maps = attention_maps(model, images, labels)
+    names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
+    return overlay_grid(images, maps["target_last"].numpy(), maps["confusing_last"].numpy(),
+                        names(maps["target_class"]), names(maps["confusing_class"]))
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

@@ -27,10 +27,10 @@ import tensorflow as tf
 
 import keras_models
 from sfocus_tf import data, distribute, evaluation
-from sfocus_tf.attention import attention_maps
 from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.model import SFocusModel
-from sfocus_tf.overlays import overlay_grid, save_png
+from sfocus_tf import overlays
+from sfocus_tf.overlays import save_png
 from sfocus_tf.train_config import TrainConfig
 
 
@@ -89,11 +89,7 @@ class AttentionImages(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(os.path.join(tensorboard_dir, "attention"))
 
     def render(self) -> np.ndarray:
-        maps = attention_maps(self.model, self.images, self.labels)
-        name = lambda ids: [self.class_names[i] for i in ids.numpy()]  # noqa: E731
-        return overlay_grid(self.images, maps["target_last"].numpy(),
-                            maps["confusing_last"].numpy(), name(maps["target_class"]),
-                            name(maps["confusing_class"]))
+        return overlays.render(self.model, self.images, self.labels, self.class_names)
 
     def on_epoch_end(self, epoch, logs=None):
         grid = self.render()
@@ -118,7 +114,8 @@ def make_datasets(config: TrainConfig):
     return train, test, steps
 
 
-def _fixed_batch(test, count, multi_label):
+def fixed_batch(test, count, multi_label):
+    """The first ``count`` examples of ``test``, as NumPy (for overlay grids)."""
     images, labels = next(iter(test.unbatch().batch(count).take(1)))
     return images.numpy(), (labels.numpy() if multi_label else labels.numpy().astype("int32"))
 
@@ -160,13 +157,12 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
                       jit_compile=config.jit_compile)
         backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
                                  restore_dir=os.path.join(workdir, "backup"))
-        images, labels = _fixed_batch(test, config.attention_images, preset.multi_label)
-        overlays = AttentionImages(images, labels,
-                                   data.class_names(config.dataset, data_dir=config.data_dir),
-                                   os.path.join(out, "attention"),
-                                   os.path.join(out, "tensorboard"))
+        images, labels = fixed_batch(test, config.attention_images, preset.multi_label)
+        overlay_callback = AttentionImages(
+            images, labels, data.class_names(config.dataset, data_dir=config.data_dir),
+            os.path.join(out, "attention"), os.path.join(out, "tensorboard"))
         callbacks = [backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
-                     overlays]
+                     overlay_callback]
         started, resumed_from = time.perf_counter(), backup.initial_epoch
         if resumed_from < config.epochs:
             model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
@@ -184,7 +180,7 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
                    train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
                    weights_checksum=weights_checksum(model), history=backup.history)
     save_model(model, os.path.join(out, "model.keras"))
-    save_png(os.path.join(out, "attention", "final.png"), overlays.render())
+    save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
     write_json(os.path.join(out, "metrics.json"), metrics)
     return model, metrics
 

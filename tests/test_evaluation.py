@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from sklearn.metrics import average_precision_score
+
+from sfocus_tf import evaluation
+from sfocus_tf.eval_cli import evaluate_run
+from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.training import train_and_evaluate
+
+
+def test_box_masks_use_pixel_centres():
+    boxes = np.array([[[0.0, 0.0, 0.5, 0.25], [0, 0, 0, 0]]])  # second row is padding
+    mask = evaluation.box_masks(boxes, 4, 4)[0]
+    expected = np.zeros((4, 4), bool)
+    expected[:2, :1] = True
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_energy_and_pointing_game():
+    maps = np.zeros((3, 4, 4))
+    maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3/4 of the energy inside, peak inside
+    maps[1, 3, 3] = 1.0  # all outside
+    masks = np.zeros((3, 4, 4), bool)
+    masks[:, :2, :2] = True
+    np.testing.assert_allclose(evaluation.energy_inside(maps, masks), [0.75, 0.0, 0.0])
+    np.testing.assert_array_equal(evaluation.pointing_game(maps, masks), [1.0, 0.0, 1.0])
+
+
+def test_average_precision_matches_scikit_learn(rng):
+    scores = rng.normal(size=(50, 6))
+    labels = (rng.random((50, 6)) < 0.3).astype(int)
+    labels[0] = 1
+    for c in range(6):
+        assert evaluation.average_precision(scores[:, c], labels[:, c]) == pytest.approx(
+            average_precision_score(labels[:, c], scores[:, c]))
+    expected = np.mean([average_precision_score(labels[:, c], scores[:, c]) for c in range(6)])
+    assert evaluation.mean_average_precision(scores, labels) == pytest.approx(expected)
+
+
+def test_top_k_accuracy(rng):
+    logits = rng.normal(size=(40, 7))
+    labels = rng.integers(0, 7, 40)
+    ranks = (logits > logits[np.arange(40), labels][:, None]).sum(axis=1)
+    for k in (1, 3, 5):
+        assert evaluation.top_k_accuracy(logits, labels, k) == pytest.approx(np.mean(ranks < k))
+
+
+def test_confused_pairs_counts_and_overlap():
+    true = np.array([0, 0, 0, 1, 1, 2])
+    confusing = np.array([1, 1, 2, 0, 0, 0])
+    predicted = np.eye(3, dtype=bool)[[1, 0, 0, 0, 1, 2]]
+    overlap = np.array([0.2, 0.4, 0.9, 0.1, 0.3, 0.5])
+    pairs = evaluation.confused_pairs(true, confusing, predicted, overlap)
+    assert pairs[0] == {"true": 0, "confused_with": 1, "examples": 2, "errors": 1,
+                        "mean_overlap": pytest.approx(0.3)}
+    assert pairs[1]["true"] == 1 and pairs[1]["errors"] == 1
+    assert {(p["true"], p["confused_with"]) for p in pairs} == {(0, 1), (1, 0), (0, 2), (2, 0)}
+
+
+@pytest.mark.parametrize("dataset, metric", [("caltech_birds2011", "accuracy"),
+                                             ("voc/2012", "mAP")])
+def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
+    config = TrainConfig(dataset=dataset, model="resnet8", image_size=32, epochs=1,
+                         steps_per_epoch=2, eval_steps=1, batch_size=4, attention_images=2)
+    with tfds.testing.mock_data(num_examples=8):
+        train_and_evaluate(config, str(tmp_path / "run"))
+        results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), batch_size=4,
+                               num_overlays=4)
+    saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert saved[metric] == pytest.approx(results[metric]) and 0 <= results[metric] <= 1
+    assert results["examples"] == 8
+    for key in ("attention_overlap", "attention_consistency", "energy_inside_box",
+                "pointing_game"):
+        assert 0.0 <= results[key] <= 1.0, key
+    assert results["most_confused_pairs"]
+    assert (tmp_path / "eval" / "overlays.png").stat().st_size > 0
+    assert "| true | confused with |" in (tmp_path / "eval" / "eval.md").read_text()
