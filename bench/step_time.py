@@ -101,7 +101,7 @@ def main(argv):
                           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}",
                "tensorflow": tf.__version__, "keras": keras.__version__,
                "model": FLAGS.model, "batch_size": FLAGS.batch_size, "runs": []}
-    print(f"| shape | jit | variant | median step (s) | / plain |\n|---|---|---|---|---|")
+    print("| shape | jit | variant | median step (s) | / plain |\n|---|---|---|---|---|")
     for shape_text in FLAGS.shapes:
         shape = tuple(int(v) for v in shape_text.split("x"))
         for jit_text in FLAGS.jit:

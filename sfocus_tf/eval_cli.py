@@ -12,9 +12,10 @@ has boxes, and the most confused class pairs with their attention overlap.
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from sfocus_tf import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
@@ -61,24 +62,15 @@ def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None
     return results
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"sfocus-eval: error: unexpected arguments {argv[1:]}")
-    try:
-        if not FLAGS.workdir:
-            raise ValueError("--workdir is required")
-        output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
-        results = evaluate_run(FLAGS.workdir, output_dir, FLAGS.split, FLAGS.data_dir,
-                               FLAGS.eval_steps, FLAGS.batch_size, FLAGS.overlays)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"sfocus-eval: error: {error}")
+def _evaluate() -> str:
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
+    results = evaluate_run(FLAGS.workdir, output_dir, FLAGS.split, FLAGS.data_dir,
+                           FLAGS.eval_steps, FLAGS.batch_size, FLAGS.overlays)
     shown = {k: round(v, 4) for k, v in results.items() if isinstance(v, float)}
-    print(f"{shown}; written to {output_dir}")
+    return f"{shown}; written to {output_dir}"
 
 
-def run():
-    app.run(main)
-
+run = cli.entry_point("sfocus-eval", _evaluate, required=("workdir",))
 
 if __name__ == "__main__":
     run()

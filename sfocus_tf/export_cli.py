@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from sfocus_tf import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
@@ -18,34 +19,24 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"sfocus-export: error: unexpected arguments {argv[1:]}")
-    try:
-        if not FLAGS.workdir or not FLAGS.export_dir:
-            raise ValueError("--workdir and --export_dir are required")
-        model_path = os.path.join(FLAGS.workdir, "model.keras")
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"{model_path} not found: is --workdir a finished run?")
-        import keras
+def _export() -> str:
+    model_path = os.path.join(FLAGS.workdir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{model_path} not found: is --workdir a finished run?")
+    import keras
 
-        from sfocus_tf import data
-        from sfocus_tf.checkpointing import read_json
-        from sfocus_tf.export import export_saved_model
-        config = read_json(os.path.join(FLAGS.workdir, "config.json"))
-        preset = data.get_preset(config["dataset"], image_size=config["image_size"],
-                                 data_dir=config["data_dir"])
-        model = keras.models.load_model(model_path)
-        path = export_saved_model(model, preset, FLAGS.export_dir, FLAGS.version,
-                                  FLAGS.overwrite, FLAGS.top_k)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        sys.exit(f"sfocus-export: error: {error}")
-    print(f"exported {path}")
+    from sfocus_tf import data
+    from sfocus_tf.checkpointing import read_json
+    from sfocus_tf.export import export_saved_model
+    config = read_json(os.path.join(FLAGS.workdir, "config.json"))
+    preset = data.get_preset(config["dataset"], image_size=config["image_size"],
+                             data_dir=config["data_dir"])
+    path = export_saved_model(keras.models.load_model(model_path), preset, FLAGS.export_dir,
+                              FLAGS.version, FLAGS.overwrite, FLAGS.top_k)
+    return f"exported {path}"
 
 
-def run():
-    app.run(main)
-
+run = cli.entry_point("sfocus-export", _export, required=("workdir", "export_dir"))
 
 if __name__ == "__main__":
     run()

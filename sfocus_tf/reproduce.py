@@ -13,11 +13,11 @@ consistency, and training time, plus the paired difference SFOCUS - baseline.
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from sfocus_tf import cli
 from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
@@ -105,25 +105,14 @@ def _cell(stats, label):
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"sfocus-reproduce: error: unexpected arguments {argv[1:]}")
-    try:
-        if not FLAGS.workdir:
-            raise ValueError("--workdir is required")
-        seeds = [int(s) for s in FLAGS.seeds]
-        base = PRESETS[FLAGS.preset].replace(data_dir=FLAGS.data_dir)
-        if FLAGS.epochs:
-            base = base.replace(epochs=FLAGS.epochs)
-        summary = run_study(base, seeds, FLAGS.workdir)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"sfocus-reproduce: error: {error}")
-    print(markdown(summary))
+def _reproduce() -> str:
+    base = PRESETS[FLAGS.preset].replace(data_dir=FLAGS.data_dir)
+    if FLAGS.epochs:
+        base = base.replace(epochs=FLAGS.epochs)
+    return markdown(run_study(base, [int(s) for s in FLAGS.seeds], FLAGS.workdir))
 
 
-def run():
-    app.run(main)
-
+run = cli.entry_point("sfocus-reproduce", _reproduce, required=("workdir",))
 
 if __name__ == "__main__":
     run()

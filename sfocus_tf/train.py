@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from sfocus_tf import cli
 from sfocus_tf.config import CHOICES, SFocusConfig
 from sfocus_tf.train_config import (MIXED_PRECISION, OPTIMIZERS, SCHEDULES, STRATEGIES,
                                     TrainConfig)
@@ -103,26 +103,17 @@ def config_to_flags(config: TrainConfig) -> list[str]:
     return lines
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"sfocus-train: error: unexpected arguments {argv[1:]}")
-    if not FLAGS.workdir:
-        sys.exit("sfocus-train: error: --workdir is required")
-    try:
-        config = config_from_flags()
-        from sfocus_tf.training import train_and_evaluate  # TF import after flag checks
-        metrics = train_and_evaluate(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"sfocus-train: error: {error}")
-    print(f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
-          f"{metrics['attention_overlap']:.4f}, consistency "
-          f"{metrics['attention_consistency']:.4f}, weights {metrics['weights_checksum']}; "
-          f"written to {FLAGS.workdir}")
+def _train() -> str:
+    config = config_from_flags()
+    from sfocus_tf.training import train_and_evaluate  # TF import after flag checks
+    metrics = train_and_evaluate(config, FLAGS.workdir)
+    return (f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
+            f"{metrics['attention_overlap']:.4f}, consistency "
+            f"{metrics['attention_consistency']:.4f}, weights {metrics['weights_checksum']}; "
+            f"written to {FLAGS.workdir}")
 
 
-def run():
-    app.run(main)
-
+run = cli.entry_point("sfocus-train", _train, required=("workdir",))
 
 if __name__ == "__main__":
     run()

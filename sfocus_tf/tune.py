@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from sfocus_tf import train  # noqa: F401  (defines the training flags reused here)
+from sfocus_tf import cli
+from sfocus_tf import train  # also defines the training flags, reused here
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("tuner", "random", ["random", "bayesian", "hyperband"], "Search algorithm.")
@@ -26,32 +27,24 @@ flags.DEFINE_string("objective", "val_accuracy", "Metric to optimise.")
 flags.DEFINE_enum("direction", "max", ["max", "min"], "Whether more is better.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"sfocus-tune: error: unexpected arguments {argv[1:]}")
-    try:
-        if not FLAGS.workdir:
-            raise ValueError("--workdir is required")
-        from sfocus_tf.tuning import SearchSpace, search
-        space = SearchSpace.parse(FLAGS.ranges)
-        results = search(train.config_from_flags(), FLAGS.workdir, space, tuner=FLAGS.tuner,
-                         max_trials=FLAGS.max_trials, objective=FLAGS.objective,
-                         direction=FLAGS.direction)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"sfocus-tune: error: {error}")
+def _tune() -> str:
+    from sfocus_tf.tuning import SearchSpace, search
+    space = SearchSpace.parse(FLAGS.ranges)
+    results = search(train.config_from_flags(), FLAGS.workdir, space, tuner=FLAGS.tuner,
+                     max_trials=FLAGS.max_trials, objective=FLAGS.objective,
+                     direction=FLAGS.direction)
     failed = [row for row in results.rows if row["status"] != "COMPLETED"]
-    print(f"{len(results.rows)} trials, {len(failed)} not completed; table: "
-          f"{FLAGS.workdir}/results.md; best: {results.best_flagfile}")
+    summary = (f"{len(results.rows)} trials, {len(failed)} not completed; table: "
+               f"{FLAGS.workdir}/results.md; best: {results.best_flagfile}")
     if not results.ok:
+        print(summary)
         for row in failed:
             print(f"trial {row['trial']} {row['status']}: {row['error']}", file=sys.stderr)
-        sys.exit(f"sfocus-tune: error: {len(failed) or 'no'} trial(s) failed"
-                 if failed else "sfocus-tune: error: no trial ran")
+        raise cli.CommandError(f"{len(failed)} trial(s) failed" if failed else "no trial ran")
+    return summary
 
 
-def run():
-    app.run(main)
-
+run = cli.entry_point("sfocus-tune", _tune, required=("workdir",))
 
 if __name__ == "__main__":
     run()

@@ -1,0 +1,37 @@
+"""What every ``sfocus-*`` command shares: absl flags in, one-line errors out."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+
+class CommandError(Exception):
+    """The command ran but did not succeed (e.g. failed tuner trials)."""
+
+
+# Bad input (unknown names, missing files, out-of-range values) ends in one line
+# on stderr and exit status 1, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CommandError)
+
+
+def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Callable[[], None]:
+    """A console-script function running ``body`` under absl; ``body`` returns the
+    line to print on success. ``required`` names flags that must be set."""
+    def main(argv):
+        if len(argv) > 1:
+            sys.exit(f"{prog}: error: unexpected arguments {argv[1:]}")
+        missing = [f"--{name}" for name in required if not flags.FLAGS[name].value]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            sys.exit(f"{prog}: error: {' and '.join(missing)} {verb} required")
+        try:
+            message = body()
+        except USER_ERRORS as error:
+            sys.exit(f"{prog}: error: {error}")
+        if message:
+            print(message)
+
+    return lambda: app.run(main)
