@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import keras
 from keras import ops
+
+_HIDDEN_FROM = threading.local()
+
+
+@contextlib.contextmanager
+def statistics_hidden_from(tape):
+    """Inside this block :class:`BatchNorm` computes its batch statistics without
+    ``tape`` recording them: to ``tape`` they are constants, so its gradients do
+    not couple the examples of a batch, while every other tape (the training
+    gradient) still sees the full computation. Costs nothing."""
+    previous = getattr(_HIDDEN_FROM, "tape", None)
+    _HIDDEN_FROM.tape = tape
+    try:
+        yield
+    finally:
+        _HIDDEN_FROM.tape = previous
 
 
 @keras.saving.register_keras_serializable(package="keras_models")
@@ -39,6 +58,13 @@ class BatchNorm(keras.layers.BatchNormalization):
     def _moments(self, inputs, mask):
         if mask is not None or self.synchronized:
             return super()._moments(inputs, mask)
+        tape = getattr(_HIDDEN_FROM, "tape", None)
+        if tape is None:
+            return self._batch_moments(inputs)
+        with tape.stop_recording():
+            return self._batch_moments(inputs)
+
+    def _batch_moments(self, inputs):
         axes = self._reduction_axes
         mean = ops.mean(inputs, axis=axes, keepdims=True)
         variance = ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True)

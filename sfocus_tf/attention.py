@@ -4,7 +4,8 @@ For a class ``c`` and a feature map ``F`` [B, h, w, k] the Grad-CAM map is
 ``relu(sum_k alpha_k F[..., k])`` with ``alpha_k = mean_ij d s_c / d F_ijk``.
 Per-example gradients are taken as the gradient of the batch sum
 ``sum_b s[b, c_b]``; with BatchNorm in training mode this couples the examples
-of a batch through the batch statistics (see README, "BatchNorm coupling").
+of a batch through the batch statistics (see README, "BatchNorm coupling"),
+unless ``decouple_batch_norm`` hides the statistics from the attention tape.
 
 At the last layer the head is global average pooling + dense, so the gradient
 is ``W[:, c] / (H * W)`` at every pixel and Grad-CAM reduces to CAM; we use that
@@ -13,11 +14,13 @@ closed form (tests check it against the tape).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Iterable
 
 import tensorflow as tf
 
+from keras_models.batch_norm import statistics_hidden_from
 from sfocus_tf.losses import EPS
 from sfocus_tf.validation import check_images, check_labels
 
@@ -149,7 +152,9 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         # Watching the input makes every intermediate tensor differentiable
         # without recording variable reads we never differentiate here.
         tape.watch(images)
-        inner, last = model.features(images, training=training)
+        hide_statistics = config.decouple_batch_norm and training
+        with statistics_hidden_from(tape) if hide_statistics else contextlib.nullcontext():
+            inner, last = model.features(images, training=training)
         logits = model.head(last)
         target, confusing, target_class, confusing_class = select_classes(
             logits, labels, config.multi_label)

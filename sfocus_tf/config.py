@@ -13,7 +13,8 @@ CHOICES = {
     "as_layers": ("both", "last"),
     "ac_mask_source": ("last", "inner"),
 }
-_BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label")
+_BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
+             "decouple_batch_norm")
 _WEIGHTS = ("w_as_last", "w_as_in", "w_ac")
 
 
@@ -39,6 +40,10 @@ class SFocusConfig:
     ac_mask_source: str = "last"
     ac_clamp: bool = False
     multi_label: bool = False
+    # Grad-CAM gradients taken with the last stage's BatchNorm batch statistics held
+    # constant: each example's map then depends on that example only (beyond SPEC:
+    # the public implementations keep the coupling). Needs keras_models.BatchNorm.
+    decouple_batch_norm: bool = False
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():

@@ -11,8 +11,8 @@ from sfocus_tf import losses
 from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.metrics import LOSS_METRICS, make_metrics
-from sfocus_tf.validation import (check_backbone, check_images, check_labels,
-                                  warn_on_inexact_batch_norm)
+from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images,
+                                  check_labels)
 
 
 def resolve_jit_compile(jit_compile) -> bool:
@@ -44,8 +44,7 @@ class SFocusModel(keras.Model):
             config = SFocusConfig()
         elif isinstance(config, dict):
             config = SFocusConfig.from_dict(config)
-        if config.second_order and config.uses_attention:
-            warn_on_inexact_batch_norm(backbone)
+        check_batch_norm(backbone, config)
         self.backbone = backbone
         self.num_classes = num_classes
         self.sfocus_config = config

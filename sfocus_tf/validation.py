@@ -17,10 +17,16 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def warn_on_inexact_batch_norm(backbone) -> None:
-    """Stock BatchNormalization gets second derivatives wrong on TF; say so."""
+def check_batch_norm(backbone, config) -> None:
+    """Stock BatchNormalization gets second derivatives wrong on TF (a warning) and
+    cannot hide its statistics from the attention tape (an error)."""
     stock = [layer.name for layer in _all_layers(backbone) if is_inexact_batch_norm(layer)]
-    if stock:
+    if stock and config.decouple_batch_norm:
+        raise ValueError(
+            f"decouple_batch_norm=True needs keras_models.BatchNorm, but backbone "
+            f"{backbone.name!r} has keras.layers.BatchNormalization layer(s) (e.g. "
+            f"{stock[0]!r}); convert it with keras_models.exact_batch_norm(backbone)")
+    if stock and config.second_order and config.uses_attention:
         warnings.warn(
             f"backbone {backbone.name!r} has {len(stock)} keras.layers.BatchNormalization "
             f"layer(s) (e.g. {stock[0]!r}); their second derivatives are inexact on "

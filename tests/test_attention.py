@@ -108,3 +108,37 @@ def test_attention_maps_reject_bad_input(rng):
         attention_maps(model, np.zeros((2, 12, 12, 3), "float32"), [1, 5])
     with pytest.raises(ValueError, match="Unknown attention map"):
         compute_attention(model, tf.zeros((1, 12, 12, 3)), maps=("target_middle",))
+
+
+@pytest.mark.parametrize("decouple", [False, True])
+def test_decouple_batch_norm_makes_training_maps_per_example(rng, decouple):
+    """In training mode BatchNorm's batch statistics couple the examples' Grad-CAM
+    gradients: example 0's inner map moves when the other examples' target classes
+    change. decouple_batch_norm removes exactly that; the forward pass is unchanged."""
+    model = make_model(decouple_batch_norm=decouple)
+    images = tf.constant(rng.normal(size=(6, 12, 12, 3)), tf.float32)
+    labels = rng.integers(0, 5, size=6)
+    others = labels.copy()
+    others[1:] = (labels[1:] + 1) % 5
+    maps = [compute_attention(model, images, y, training=True, maps=("target_inner",))
+            ["target_inner"].numpy() for y in (labels, others)]
+    moved = np.abs(maps[0][0] - maps[1][0]).max()
+    if decouple:
+        assert moved < 1e-6
+    else:
+        assert moved > 1e-4
+    coupled = make_model()
+    coupled.set_weights(model.get_weights())
+    ours, theirs = (m.objective(images, labels, training=True) for m in (model, coupled))
+    np.testing.assert_allclose(ours["ce"], theirs["ce"], rtol=1e-6)
+    np.testing.assert_allclose(ours["logits"], theirs["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_decouple_batch_norm_needs_our_batch_norm():
+    import keras
+    from keras_models import Backbone
+    inputs = keras.Input((8, 8, 1))
+    inner = keras.layers.BatchNormalization(name="stock_bn")(keras.layers.Conv2D(2, 3)(inputs))
+    backbone = Backbone(inputs, inner, keras.layers.Conv2D(2, 3)(inner))
+    with pytest.raises(ValueError, match="decouple_batch_norm=True needs keras_models.BatchNorm"):
+        SFocusModel(backbone, 3, SFocusConfig(decouple_batch_norm=True))

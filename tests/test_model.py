@@ -37,13 +37,15 @@ def test_second_order_changes_the_weight_gradients(rng):
     assert max(differences) > 1e-4, differences
 
 
-def test_second_order_gradient_matches_finite_differences(rng):
+@pytest.mark.parametrize("decouple", [False, True])
+def test_second_order_gradient_matches_finite_differences(rng, decouple):
     """The whole objective in float64 (BatchNorm in training mode included): the
     gradient along a random direction in each variable equals a central difference.
     mask_gradient=True, so nothing is held constant; a smooth activation, so no
     relu kink lies within the step."""
     keras.config.set_floatx("float64")
-    config = SFocusConfig(second_order=True, mask_gradient=True, omega=10.0)
+    config = SFocusConfig(second_order=True, mask_gradient=True, omega=10.0,
+                          decouple_batch_norm=decouple)
     backbone = tiny_backbone(SHAPE, dtype="float64", activation="swish")
     model = SFocusModel(backbone, 5, config)
     first_order = SFocusModel(backbone, 5, config.replace(second_order=False))
