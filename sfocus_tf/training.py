@@ -26,10 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 import keras_models
-from sfocus_tf import data, distribute, evaluation
+from sfocus_tf import data, distribute, evaluation, overlays
 from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.model import SFocusModel
-from sfocus_tf import overlays
 from sfocus_tf.overlays import save_png
 from sfocus_tf.train_config import TrainConfig
 
