@@ -56,6 +56,11 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat].astype(np.float64)
 
 
+def empty_share(maps: np.ndarray, tolerance: float = 1e-6) -> float:
+    """Share of the [B, H, W] maps that are zero everywhere."""
+    return float(np.mean(maps.reshape(len(maps), -1).max(axis=1) <= tolerance))
+
+
 def upsample_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return losses.resize_maps(maps, (height, width)).numpy()
 
@@ -113,7 +118,7 @@ def collect(model, dataset, steps: int | None = None) -> dict:
         parts["logits"].append(stats["logits"].numpy())
         parts["labels"].append(labels.numpy())
         for key in ("overlap", "consistency", "target_class", "confusing_class",
-                    "target_last"):
+                    "target_last", "confusing_last"):
             parts[key].append(stats[key].numpy())
         if len(batch) > 2:
             boxes = batch[2]
@@ -132,7 +137,11 @@ def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
     name = (lambda c: class_names[c]) if class_names else str  # noqa: E731
     results = {"examples": int(len(logits)),
                "attention_overlap": float(arrays["overlap"].mean()),
-               "attention_consistency": float(arrays["consistency"].mean())}
+               "attention_consistency": float(arrays["consistency"].mean()),
+               # A map that is zero everywhere (relu of a negative Grad-CAM) overlaps
+               # nothing: the cheapest way to satisfy the separability loss.
+               "empty_target_map": empty_share(arrays["target_last"]),
+               "empty_confusing_map": empty_share(arrays["confusing_last"])}
     if multi_label:  # a class is predicted when its sigmoid passes 0.5
         results["mAP"] = mean_average_precision(logits, labels)
         predicted, true_class = logits > 0, arrays["target_class"]

@@ -40,6 +40,12 @@ def test_average_precision_matches_scikit_learn(rng):
     assert evaluation.mean_average_precision(scores, labels) == pytest.approx(expected)
 
 
+def test_empty_share():
+    maps = np.zeros((4, 3, 3))
+    maps[0, 1, 1], maps[1, 0, 2] = 1.0, 1e-3
+    assert evaluation.empty_share(maps) == 0.5
+
+
 def test_top_k_accuracy(rng):
     logits = rng.normal(size=(40, 7))
     labels = rng.integers(0, 7, 40)
@@ -73,7 +79,7 @@ def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
     assert saved[metric] == pytest.approx(results[metric]) and 0 <= results[metric] <= 1
     assert results["examples"] == 8
     for key in ("attention_overlap", "attention_consistency", "energy_inside_box",
-                "pointing_game"):
+                "pointing_game", "empty_target_map", "empty_confusing_map"):
         assert 0.0 <= results[key] <= 1.0, key
     assert results["most_confused_pairs"]
     assert (tmp_path / "eval" / "overlays.png").stat().st_size > 0
