@@ -9,12 +9,15 @@ confusing class, cross-layer consistency, localisation inside ground-truth boxes
 from __future__ import annotations
 
 import collections
+import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from sfocus_tf import losses
+from sfocus_tf import data, losses, overlays
 from sfocus_tf.attention import attention_maps
+from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 
 
 def attention_statistics(model, images, labels) -> dict:
@@ -196,3 +199,34 @@ def markdown_report(results: dict, title: str) -> str:
         lines += [f"| {p['true']} | {p['confused_with']} | {p['examples']} | {p['errors']} "
                   f"| {p['mean_overlap']:.4f} |" for p in pairs]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
+                 batch_size=64, num_overlays=16) -> dict:
+    """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
+    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``."""
+    config = read_json(os.path.join(workdir, "config.json"))
+    model_path = os.path.join(workdir, "model.keras")
+    if config is None or not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{workdir} holds no finished run (config.json, model.keras)")
+    data_dir = data_dir or config["data_dir"]
+    preset = data.get_preset(config["dataset"], image_size=config["image_size"],
+                             data_dir=data_dir)
+    model = keras.models.load_model(model_path)
+    load = lambda boxes: data.load(config["dataset"], split, batch_size, training=False,  # noqa
+                                   data_dir=data_dir, image_size=config["image_size"],
+                                   with_boxes=boxes)
+    arrays = collect(model, load(preset.has_boxes), eval_steps)
+    names = data.class_names(config["dataset"], data_dir=data_dir)
+    results = summarise(arrays, preset.multi_label, names)
+    results.update(dataset=config["dataset"], split=split or preset.test_split)
+    os.makedirs(output_dir, exist_ok=True)
+    write_json(os.path.join(output_dir, "eval.json"), results)
+    with atomic_path(os.path.join(output_dir, "eval.md"), ".md") as temporary:
+        with open(temporary, "w") as f:
+            f.write(markdown_report(
+                results, f"{config['dataset']} ({results['split']}): {workdir}"))
+    images, labels = data.first_examples(load(False), num_overlays)
+    overlays.save_png(os.path.join(output_dir, "overlays.png"),
+                      overlays.render(model, images, labels, names))
+    return results

@@ -78,31 +78,6 @@ def config_from_flags() -> TrainConfig:
         backup_every_steps=FLAGS.backup_every_steps)
 
 
-def config_to_flags(config: TrainConfig) -> list[str]:
-    """The flag lines that reproduce ``config`` (a resolved TrainConfig)."""
-    values = {"dataset": config.dataset, "model": config.model, "data_dir": config.data_dir,
-              "image_size": config.image_size, "epochs": config.epochs,
-              "steps_per_epoch": config.steps_per_epoch, "eval_steps": config.eval_steps,
-              "batch_size": config.batch_size, "lr": config.learning_rate,
-              "schedule": config.schedule, "warmup_epochs": config.warmup_epochs,
-              "weight_decay": config.weight_decay, "optimizer": config.optimizer,
-              "momentum": config.momentum, "seed": config.seed,
-              "jit_compile": str(config.jit_compile).lower(),
-              "mixed_precision": config.mixed_precision, "strategy": config.strategy,
-              **config.sfocus.to_dict()}
-    if config.milestones:
-        values["milestones"] = ",".join(map(str, config.milestones))
-    lines = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            lines.append(f"--{name}" if value else f"--no{name}")
-        else:
-            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
-    return lines
-
-
 def _train() -> str:
     config = config_from_flags()
     from sfocus_tf.training import train_and_evaluate  # TF import after flag checks

@@ -113,12 +113,6 @@ def make_datasets(config: TrainConfig):
     return train, test, steps
 
 
-def fixed_batch(test, count, multi_label):
-    """The first ``count`` examples of ``test``, as NumPy (for overlay grids)."""
-    images, labels = next(iter(test.unbatch().batch(count).take(1)))
-    return images.numpy(), (labels.numpy() if multi_label else labels.numpy().astype("int32"))
-
-
 def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     """Trains ``config`` into ``workdir`` (resuming if it holds a backup), evaluates
     on the test split, and returns the metrics it writes to ``metrics.json``."""
@@ -156,7 +150,7 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
                       jit_compile=config.jit_compile)
         backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
                                  restore_dir=os.path.join(workdir, "backup"))
-        images, labels = fixed_batch(test, config.attention_images, preset.multi_label)
+        images, labels = data.first_examples(test, config.attention_images)
         overlay_callback = AttentionImages(
             images, labels, data.class_names(config.dataset, data_dir=config.data_dir),
             os.path.join(out, "attention"), os.path.join(out, "tensorboard"))

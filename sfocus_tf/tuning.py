@@ -22,7 +22,7 @@ import keras_tuner as kt
 
 from sfocus_tf import data
 from sfocus_tf.checkpointing import atomic_path, write_json
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.train_config import TrainConfig, config_to_flags
 from sfocus_tf.training import make_datasets, build_model, make_optimizer
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -152,8 +152,6 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
            tuner: str = "random", max_trials: int = 10, objective: str = "val_accuracy",
            direction: str = "max") -> SearchResults:
     """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
-    from sfocus_tf.train import config_to_flags  # the flag names live with the CLI
-
     base = base.resolve()
     os.makedirs(workdir, exist_ok=True)
     train, test, steps_per_epoch = make_datasets(base)

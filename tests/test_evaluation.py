@@ -6,7 +6,7 @@ import tensorflow_datasets as tfds
 from sklearn.metrics import average_precision_score
 
 from sfocus_tf import evaluation
-from sfocus_tf.eval_cli import evaluate_run
+from sfocus_tf.evaluation import evaluate_run
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf.reproduce import run_study
+from sfocus_tf.reproduction import run_study
 from sfocus_tf.train_config import TrainConfig
 
 

@@ -121,3 +121,17 @@ def test_bad_flags_end_with_one_line(tmp_path, flag, message):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("sfocus-train: error:") and message in last, result.stderr[-500:]
+
+
+def test_library_modules_define_no_command_line_flags():
+    """Flags belong to the sfocus-* entry points; a library import that defined them
+    would clash with a user's own absl flags (or with a second command's)."""
+    code = ("import sfocus_tf, sfocus_tf.training, sfocus_tf.tuning, sfocus_tf.evaluation, "
+            "sfocus_tf.reproduction, sfocus_tf.export, sfocus_tf.distribute\n"
+            "from absl import flags\n"
+            "print(sorted(name for name in flags.FLAGS if name in "
+            "('workdir', 'dataset', 'model', 'epochs')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -161,3 +161,10 @@ def class_names(name: str, *, data_dir: str | None = None) -> list[str]:
     if preset.source == "fashion_mnist":
         return list(fashion_mnist.CLASS_NAMES)
     return image_folder.list_classes(data_dir)
+
+
+def first_examples(dataset: tf.data.Dataset, count: int):
+    """The first ``count`` (images, labels) of a batched dataset, as NumPy arrays
+    (e.g. a fixed set of test images for overlay grids)."""
+    images, labels = next(iter(dataset.unbatch().batch(count).take(1)))[:2]
+    return images.numpy(), labels.numpy()
