@@ -16,6 +16,7 @@ import numpy as np
 from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.training import train_and_evaluate
 
 # Recipes: the dataset presets' schedules, with the backbones of the paper's setting
 # where one applies. ``fashion_mnist_cpu`` is sized for 2 CPU cores (< 2 h, 3 seeds).
@@ -41,7 +42,6 @@ def run_study(base: TrainConfig, seeds, workdir: str) -> dict:
             run_dir = os.path.join(workdir, arm, f"seed-{seed}")
             metrics = read_json(os.path.join(run_dir, "metrics.json"))
             if metrics is None:
-                from sfocus_tf.training import train_and_evaluate
                 metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run_dir)
             runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
