@@ -30,7 +30,7 @@ $(FASHION_MNIST):
 demo: setup data
 	rm -rf $(DEMO_RUN)
 	$(VENV)/bin/sfocus-train --flagfile=configs/fashion_mnist_demo.flags --workdir=$(DEMO_RUN)
-	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT)
+	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT) --version=1 --overwrite
 	@echo "metrics: $(DEMO_RUN)/metrics.json; overlays: $(DEMO_RUN)/attention/final.png"
 
 test: setup data

@@ -1,10 +1,11 @@
 """Input pipeline throughput against the model's training step.
 
-    python bench/pipeline.py [--dataset=fashion_mnist] [--model=resnet20] [--batch_size=128]
+    python bench/pipeline.py [--dataset=fashion_mnist] [--models=resnet20,resnet8]
+                             [--batch_size=128]
 
-Times how long the training pipeline (augmentation included) takes to deliver a
-batch, and how long the SFOCUS step takes on such a batch, in the same process;
-the ratio must be well below 1 for the pipeline not to be the bottleneck.
+For each model, times how long the training pipeline (augmentation included) takes
+to deliver a batch, and how long the SFOCUS step takes on such a batch, in the same
+process; the ratio must be well below 1 for the pipeline not to be the bottleneck.
 Prefetching hides the pipeline behind the step when it is below 1.
 """
 
@@ -16,17 +17,19 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import keras_models  # noqa: E402
-from sfocus_tf import SFocusModel, data  # noqa: E402
+from common import time_steps  # noqa: E402
+from sfocus_tf import data  # noqa: E402
+from sfocus_tf.train_config import TrainConfig  # noqa: E402
+from sfocus_tf.training import compiled_model, make_datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset.")
 flags.DEFINE_string("data_dir", None, "Data directory.")
-flags.DEFINE_string("model", "resnet20", "Backbone.")
+flags.DEFINE_list("models", ["resnet20", "resnet8"], "Backbones, one table row each.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("batches", 200, "Pipeline batches to time.")
 flags.DEFINE_integer("steps", 10, "Model steps to time.")
@@ -42,33 +45,42 @@ def seconds_per_batch(dataset, count):
     return (time.perf_counter() - start) / count
 
 
+def bench_model(name):
+    # The library's training pipeline and model; no weight decay, so no L2 terms in the
+    # step (default SFocusConfig, SGD with momentum).
+    config = TrainConfig(dataset=FLAGS.dataset, model=name, data_dir=FLAGS.data_dir,
+                         batch_size=FLAGS.batch_size, weight_decay=0.0).resolve()
+    dataset, _, steps_per_epoch = make_datasets(config)
+    # Batches as the training loop gets them: the pipeline's parallel (AUTOTUNE) maps
+    # and its prefetch buffer included, drawn one at a time with nothing else running.
+    pipeline = seconds_per_batch(dataset, FLAGS.batches)
+    preset = data.get_preset(config.dataset, image_size=config.image_size,
+                             data_dir=config.data_dir)
+    model = compiled_model(config, preset, steps_per_epoch)
+    one_batch = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
+    time_steps(model, one_batch, 1)  # trace
+    step = float(np.median(time_steps(model, one_batch, FLAGS.steps)))
+    return {"dataset": FLAGS.dataset, "model": name, "batch_size": FLAGS.batch_size,
+            "pipeline_s_per_batch": pipeline, "sfocus_step_s": step,
+            "pipeline_over_step": pipeline / step,
+            "pipeline_images_per_s": FLAGS.batch_size / pipeline}
+
+
 def main(argv):
     del argv
-    preset = data.get_preset(FLAGS.dataset, data_dir=FLAGS.data_dir)
-    dataset = data.load(FLAGS.dataset, None, FLAGS.batch_size, training=True, seed=0,
-                        repeat=True, data_dir=FLAGS.data_dir)
-    # Unprefetched, single-threaded consumer: the pipeline's own cost per batch.
-    pipeline = seconds_per_batch(dataset, FLAGS.batches)
-    model = SFocusModel(keras_models.get(FLAGS.model, preset.image_size, preset.num_classes),
-                        preset.num_classes)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
-    batch = next(iter(dataset))
-    model.train_on_batch(*batch)  # trace
-    times = []
-    for _ in range(FLAGS.steps):
-        start = time.perf_counter()
-        model.train_on_batch(*batch)
-        times.append(time.perf_counter() - start)
-    step = float(np.median(times))
-    result = {"dataset": FLAGS.dataset, "model": FLAGS.model, "batch_size": FLAGS.batch_size,
-              "pipeline_s_per_batch": pipeline, "sfocus_step_s": step,
-              "pipeline_over_step": pipeline / step,
-              "pipeline_images_per_s": FLAGS.batch_size / pipeline}
-    print(f"| {FLAGS.dataset} | {FLAGS.model} | {FLAGS.batch_size} | {pipeline:.4f} | "
-          f"{step:.4f} | {pipeline / step:.3f} | {FLAGS.batch_size / pipeline:.0f} |")
+    print("| dataset | model | batch | pipeline s / batch | SFOCUS step s | pipeline / step "
+          "| pipeline images / s |\n|---|---|---|---|---|---|---|")
+    rows = []
+    for name in FLAGS.models:
+        row = bench_model(name)
+        rows.append(row)
+        print(f"| {row['dataset']} | {name} | {row['batch_size']} | "
+              f"{row['pipeline_s_per_batch']:.4f} | {row['sfocus_step_s']:.4f} | "
+              f"{row['pipeline_over_step']:.3f} | {row['pipeline_images_per_s']:.0f} |",
+              flush=True)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(rows, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import keras_models  # noqa: E402
-from sfocus_tf import SFocusModel, data  # noqa: E402
+from sfocus_tf import data  # noqa: E402
 from sfocus_tf.export import export_saved_model  # noqa: E402
+from sfocus_tf.train_config import TrainConfig  # noqa: E402
+from sfocus_tf.training import build_model  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset (input size, normalisation).")
@@ -44,9 +45,10 @@ def latencies(signature, images, calls):
 
 def main(argv):
     del argv
-    preset = data.get_preset(FLAGS.dataset)
-    model = SFocusModel(keras_models.get(FLAGS.model, preset.image_size, preset.num_classes),
-                        preset.num_classes)
+    # Untrained, built as for training; weight decay would only add training losses.
+    config = TrainConfig(dataset=FLAGS.dataset, model=FLAGS.model, weight_decay=0.0).resolve()
+    preset = data.get_preset(config.dataset, image_size=config.image_size)
+    model = build_model(config, preset)
     with tempfile.TemporaryDirectory() as root:
         loaded = tf.saved_model.load(export_saved_model(model, preset, root))
         rng = np.random.default_rng(0)
@@ -60,6 +62,7 @@ def main(argv):
                              "p50_ms": float(np.percentile(times, 50)),
                              "p99_ms": float(np.percentile(times, 99)),
                              "p50_ms_per_image": float(np.percentile(times, 50)) / batch})
+    print("| signature | batch | p50 ms | p99 ms | p50 ms / image |\n|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['signature']} | {row['batch']} | {row['p50_ms']:.2f} | "
               f"{row['p99_ms']:.2f} | {row['p50_ms_per_image']:.2f} |")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import keras_models  # noqa: E402
-from sfocus_tf import SFocusConfig, SFocusModel  # noqa: E402
+from common import VARIANTS, parse_shape, plain_model, sfocus_model, time_steps  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "resnet20", "Backbone name (keras_models).")
@@ -34,42 +33,6 @@ flags.DEFINE_integer("rounds", 4, "Interleaved rounds.")
 flags.DEFINE_list("shapes", ["32x32x3", "28x28x1"], "Image shapes HxWxC.")
 flags.DEFINE_list("jit", ["off", "on"], "jit_compile settings to time.")
 flags.DEFINE_string("output", "", "Write the results as JSON here.")
-
-VARIANTS = {
-    "sfocus_second_order": SFocusConfig(second_order=True),
-    "sfocus_first_order": SFocusConfig(second_order=False),
-    "sfocus_baseline": SFocusConfig().baseline(),
-}
-
-
-class StepTimer(keras.callbacks.Callback):
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-
-def plain_model(backbone, num_classes, jit):
-    pool = keras.layers.GlobalAveragePooling2D()(backbone.output["last"])
-    model = keras.Model(backbone.input, keras.layers.Dense(num_classes)(pool))
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=jit)
-    return model
-
-
-def sfocus_model(backbone, num_classes, config, jit):
-    model = SFocusModel(backbone, num_classes, config)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=jit)
-    return model
-
-
-def time_steps(model, dataset, steps):
-    timer = StepTimer()
-    timer.times = []
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
-    return timer.times
 
 
 def bench_shape(shape, jit):
@@ -103,7 +66,7 @@ def main(argv):
                "model": FLAGS.model, "batch_size": FLAGS.batch_size, "runs": []}
     print("| shape | jit | variant | median step (s) | / plain |\n|---|---|---|---|---|")
     for shape_text in FLAGS.shapes:
-        shape = tuple(int(v) for v in shape_text.split("x"))
+        shape = parse_shape(shape_text)
         for jit_text in FLAGS.jit:
             jit = jit_text == "on"
             result = bench_shape(shape, jit)

@@ -140,7 +140,8 @@ def check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {sorted(choices)}; got {value!r}")
 
 
-def check_stages(stage_widths, blocks_per_stage):
+def check_stages(stage_widths, blocks_per_stage,
+                 names=("stage_widths", "blocks_per_stage")):
     if len(stage_widths) != len(blocks_per_stage) or len(stage_widths) < 2:
-        raise ValueError("stage_widths and blocks_per_stage need the same length, at "
-                         f"least 2; got {tuple(stage_widths)} and {tuple(blocks_per_stage)}")
+        raise ValueError(f"{names[0]} and {names[1]} need the same length, at least 2; "
+                         f"got {tuple(stage_widths)} and {tuple(blocks_per_stage)}")

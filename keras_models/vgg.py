@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 
 from keras_models.backbone import Backbone
-from keras_models.blocks import Builder, policy_name
+from keras_models.blocks import Builder, check_stages, policy_name
 from keras_models.registry import register
 
 
@@ -36,9 +36,7 @@ class VGG(Backbone):
     def __init__(self, input_shape, num_classes=None, convs_per_block=(2, 2, 3, 3, 3),
                  block_widths=(64, 128, 256, 512, 512), weight_decay=0.0, dtype=None,
                  **kwargs):
-        if len(convs_per_block) != len(block_widths) or len(block_widths) < 2:
-            raise ValueError("convs_per_block and block_widths need the same "
-                             "length, at least 2")
+        check_stages(convs_per_block, block_widths, ("convs_per_block", "block_widths"))
         kwargs.setdefault("name", "vgg")
         b = Builder(weight_decay, dtype, conv_bias=True)
         images = b.input(input_shape)

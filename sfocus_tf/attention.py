@@ -21,6 +21,7 @@ from typing import Iterable
 import tensorflow as tf
 
 from keras_models.batch_norm import statistics_hidden_from
+from sfocus_tf.config import CHOICES
 from sfocus_tf.losses import EPS
 from sfocus_tf.validation import check_images, check_labels
 
@@ -34,17 +35,22 @@ def full_precision(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
 
 
+def _check_choice(name: str, value: str) -> None:
+    if value not in CHOICES[name]:
+        raise ValueError(f"{name}={value!r} is not valid; allowed: "
+                         + ", ".join(map(repr, CHOICES[name])))
+
+
 def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf.Tensor:
     """Per-example normalisation of ``[B, H, W]`` maps: ``max``, ``minmax`` or ``none``."""
+    _check_choice("normalize", method)
     if method == "none":
         return maps
     peak = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
     if method == "max":
         return maps / (peak + eps)
-    if method == "minmax":
-        low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
-        return (maps - low) / (peak - low + eps)
-    raise ValueError(f"normalize={method!r} is not valid; allowed: 'max', 'minmax', 'none'")
+    low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+    return (maps - low) / (peak - low + eps)
 
 
 def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor) -> tf.Tensor:
@@ -59,11 +65,9 @@ def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
     ``weighting='relu_mean'`` keeps only positive gradients before the mean.
     ``second_order=False`` treats the channel weights as constants.
     """
+    _check_choice("gradcam_weights", weighting)
     if weighting == "relu_mean":
         gradients = tf.nn.relu(gradients)
-    elif weighting != "mean":
-        raise ValueError(f"gradcam_weights={weighting!r} is not valid; "
-                         "allowed: 'mean', 'relu_mean'")
     alpha = tf.reduce_mean(gradients, axis=[1, 2])
     if not second_order:
         alpha = tf.stop_gradient(alpha)
@@ -78,16 +82,9 @@ def cam(last_features: tf.Tensor, kernel: tf.Tensor, class_indicator: tf.Tensor,
     scores; ``kernel`` is the dense layer's [K, N] weight matrix.
     """
     height, width = last_features.shape[1], last_features.shape[2]
-    score_gradient = tf.matmul(class_indicator, kernel, transpose_b=True)  # [B, K]
-    if weighting == "relu_mean":
-        score_gradient = tf.nn.relu(score_gradient)
-    elif weighting != "mean":
-        raise ValueError(f"gradcam_weights={weighting!r} is not valid; "
-                         "allowed: 'mean', 'relu_mean'")
-    alpha = score_gradient / float(height * width)
-    if not second_order:
-        alpha = tf.stop_gradient(alpha)
-    return weighted_map(last_features, alpha)
+    # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
+    score_gradient = tf.matmul(class_indicator, kernel, transpose_b=True) / float(height * width)
+    return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order)
 
 
 def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
@@ -126,7 +123,7 @@ HALF_PRECISION_SCORE_SCALE = 1024.0
 def _score(logits: tf.Tensor, indicator: tf.Tensor, scale: float) -> tf.Tensor:
     """``scale * sum_b sum_c logits[b, c] * indicator[b, c]``: one backward pass gives
     every example's own gradient (BatchNorm coupling aside)."""
-    return scale * tf.reduce_sum(full_precision(logits) * indicator)
+    return scale * tf.reduce_sum(logits * indicator)
 
 
 def compute_attention(model, images, labels=None, *, training: bool = False,
@@ -136,8 +133,8 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     ``model`` follows the SFocusModel contract: ``features(images, training)``
     -> (inner, last), ``head(last)`` -> logits, ``classifier.kernel``.
     Returns a dict with ``logits``, ``target``, ``confusing`` (indicators),
-    ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W],
-    float32). Called inside an outer ``GradientTape`` the maps are
+    ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W];
+    float32, or float64 for a float64 model). Called inside an outer ``GradientTape`` the maps are
     differentiable (second order when ``config.second_order``).
     """
     config = model.sfocus_config
@@ -145,7 +142,6 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     unknown = set(maps) - set(MAP_NAMES)
     if unknown:
         raise ValueError(f"Unknown attention map(s) {sorted(unknown)}; valid: {MAP_NAMES}")
-    inner_maps = [name for name in maps if name.endswith("_inner")]
     images = check_images(images, model.image_shape)
 
     with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
@@ -164,17 +160,16 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
 
     out = dict(logits=logits, target=target, confusing=confusing,
                target_class=target_class, confusing_class=confusing_class)
-    indicators = {"target": target, "confusing": confusing}
     last = full_precision(last)
     kernel = tf.cast(model.classifier.kernel, last.dtype)
     for name in maps:
         role = name.split("_")[0]
-        if name in inner_maps:
+        if name.endswith("_inner"):
             grads = full_precision(tape.gradient(scores[role], inner)) / scale
             raw = gradcam(full_precision(inner), grads, config.gradcam_weights,
                           config.second_order)
         else:
-            raw = cam(last, kernel, indicators[role], config.gradcam_weights,
+            raw = cam(last, kernel, out[role], config.gradcam_weights,
                       config.second_order)
         out[name] = normalize_maps(raw, config.normalize)
     del tape

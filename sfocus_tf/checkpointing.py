@@ -84,7 +84,6 @@ class BackupAndResume(keras.callbacks.Callback):
         self._state = read_json(os.path.join(self.restore_dir, "latest.json"),
                                 {"epoch": 0, "step": 0, "global_step": 0, "weights": None,
                                  "history": {}})
-        self._epoch = self._state["epoch"]
 
     @property
     def _latest_path(self) -> str:
@@ -133,12 +132,11 @@ class BackupAndResume(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         self._state.update(epoch=epoch, step=step, global_step=global_step, weights=name)
         write_json(self._latest_path, self._state)
-        self._remove_old(keep_name=name)
+        self._remove_old()
 
-    def _remove_old(self, keep_name: str) -> None:
+    def _remove_old(self) -> None:
         backups = sorted((f for f in os.listdir(self.backup_dir)
                           if f.startswith("ckpt-") and f.endswith(".weights.h5")),
                          key=lambda f: int(f[len("ckpt-"):-len(".weights.h5")]))
-        for old in backups[:-self.keep]:
-            if old != keep_name:
-                os.remove(os.path.join(self.backup_dir, old))
+        for old in backups[:-self.keep]:  # the one just written is the newest: kept
+            os.remove(os.path.join(self.backup_dir, old))

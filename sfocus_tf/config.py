@@ -79,18 +79,17 @@ class SFocusConfig:
     # -- which parts of the objective are switched on ------------------------
 
     @property
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each term of the objective (``as_layers="last"`` drops the
+        inner separability term); training computes only the terms weighted > 0."""
+        return {"ce": 1.0, "as_last": self.w_as_last,
+                "as_inner": self.w_as_in if self.as_layers == "both" else 0.0,
+                "ac": self.w_ac}
+
+    @property
     def uses_attention(self) -> bool:
         """False for the baseline: the step is then a plain Keras step."""
-        return self.w_as_last > 0 or self.inner_separability or self.w_ac > 0
-
-    @property
-    def inner_separability(self) -> bool:
-        return self.as_layers == "both" and self.w_as_in > 0
-
-    @property
-    def needs_inner_maps(self) -> bool:
-        """Whether training must back-propagate to the inner layer at all."""
-        return self.inner_separability or self.w_ac > 0
+        return any(weight > 0 for term, weight in self.term_weights.items() if term != "ce")
 
     def baseline(self) -> "SFocusConfig":
         """The same configuration with every attention weight at 0."""

@@ -1,6 +1,6 @@
 """Accuracy and attention quality of a trained model over a dataset.
 
-Pure NumPy metrics (testable on their own) and one loop, ``evaluate_model``, that
+Pure NumPy metrics (testable on their own) and one loop, ``collect``, that
 feeds them: accuracy (top-1, top-5) or mAP, attention overlap of the true and the
 confusing class, cross-layer consistency, localisation inside ground-truth boxes
 (share of attention energy, pointing game), and the most confused class pairs.
@@ -62,10 +62,6 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def empty_share(maps: np.ndarray, tolerance: float = 1e-6) -> float:
     """Share of the [B, H, W] maps that are zero everywhere."""
     return float(np.mean(maps.reshape(len(maps), -1).max(axis=1) <= tolerance))
-
-
-def upsample_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    return losses.resize_maps(maps, (height, width)).numpy()
 
 
 # -- classification -------------------------------------------------------------
@@ -156,7 +152,7 @@ def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
             results["top5_accuracy"] = top_k_accuracy(logits, labels, 5)
     if "boxes" in arrays:
         height, width = arrays["image_hw"]
-        maps = upsample_maps(arrays["target_last"], height, width)
+        maps = overlays.upsample(arrays["target_last"], height, width)
         masks = box_masks(arrays["boxes"], height, width)
         results["energy_inside_box"] = float(energy_inside(maps, masks).mean())
         results["pointing_game"] = float(pointing_game(maps, masks).mean())
@@ -174,14 +170,10 @@ def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None) -> dict:
         dataset = dataset.take(steps)
     results = {f"test_{k}": float(v) for k, v in
                model.evaluate(dataset, return_dict=True, verbose=0).items()}
-    overlap, consistency = [], []
-    for batch in dataset:
-        stats = attention_statistics(model, batch[0], batch[1])
-        overlap.append(stats["overlap"].numpy())
-        consistency.append(stats["consistency"].numpy())
-    results["attention_overlap"] = float(np.mean(np.concatenate(overlap)))
-    results["attention_consistency"] = float(np.mean(np.concatenate(consistency)))
-    results["test_examples"] = int(sum(len(o) for o in overlap))
+    arrays = collect(model, dataset)
+    results["attention_overlap"] = float(arrays["overlap"].mean())
+    results["attention_consistency"] = float(arrays["consistency"].mean())
+    results["test_examples"] = len(arrays["overlap"])
     return results
 
 
@@ -201,18 +193,23 @@ def markdown_report(results: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
-                 batch_size=64, num_overlays=16) -> dict:
-    """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
-    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``."""
+def load_run(workdir: str):
+    """``(config dict, model)`` of a finished training run."""
     config = read_json(os.path.join(workdir, "config.json"))
     model_path = os.path.join(workdir, "model.keras")
     if config is None or not os.path.isfile(model_path):
         raise FileNotFoundError(f"{workdir} holds no finished run (config.json, model.keras)")
+    return config, keras.models.load_model(model_path)
+
+
+def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
+                 batch_size=64, num_overlays=16) -> dict:
+    """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
+    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``."""
+    config, model = load_run(workdir)
     data_dir = data_dir or config["data_dir"]
     preset = data.get_preset(config["dataset"], image_size=config["image_size"],
                              data_dir=data_dir)
-    model = keras.models.load_model(model_path)
     load = lambda boxes: data.load(config["dataset"], split, batch_size, training=False,  # noqa
                                    data_dir=data_dir, image_size=config["image_size"],
                                    with_boxes=boxes)

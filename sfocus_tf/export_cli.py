@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import os
-
 from absl import flags
 
-from sfocus_tf import cli
+from sfocus_tf import cli, data
+from sfocus_tf.evaluation import load_run
+from sfocus_tf.export import export_saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
@@ -20,19 +20,11 @@ flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
 
 
 def _export() -> str:
-    model_path = os.path.join(FLAGS.workdir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{model_path} not found: is --workdir a finished run?")
-    import keras
-
-    from sfocus_tf import data
-    from sfocus_tf.checkpointing import read_json
-    from sfocus_tf.export import export_saved_model
-    config = read_json(os.path.join(FLAGS.workdir, "config.json"))
-    preset = data.get_preset(config["dataset"], image_size=config["image_size"],
-                             data_dir=config["data_dir"])
-    path = export_saved_model(keras.models.load_model(model_path), preset, FLAGS.export_dir,
-                              FLAGS.version, FLAGS.overwrite, FLAGS.top_k)
+    config, model = load_run(FLAGS.workdir)
+    # Only the image size and normalisation go into the graph: no need for the data.
+    preset = data.get_preset(config["dataset"], image_size=config["image_size"])
+    path = export_saved_model(model, preset, FLAGS.export_dir, FLAGS.version,
+                              FLAGS.overwrite, FLAGS.top_k)
     return f"exported {path}"
 
 

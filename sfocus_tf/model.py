@@ -17,7 +17,7 @@ from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images
 
 def resolve_jit_compile(jit_compile) -> bool:
     """Keras' ``"auto"``: XLA on when a GPU is visible, off on CPU-only machines
-    (where XLA made a ResNet-20 step slower here)."""
+    (docs/benchmarks.md measures both on CPU)."""
     if jit_compile == "auto":
         return bool(tf.config.list_physical_devices("GPU"))
     if not isinstance(jit_compile, bool):
@@ -96,30 +96,25 @@ class SFocusModel(keras.Model):
             attention, logits = {}, self(images, training=training)
         terms = {"ce": self._cross_entropy(labels, logits)}
         terms.update(self._attention_terms(attention))
-        weights = {"ce": 1.0, "as_last": cfg.w_as_last, "as_inner": cfg.w_as_in,
-                   "ac": cfg.w_ac}
-        if cfg.as_layers == "last":
-            weights["as_inner"] = 0.0
+        weights = cfg.term_weights
         loss = tf.add_n([weights[name] * value for name, value in terms.items()
                          if weights[name] > 0])
-        if self.losses:
-            loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in self.losses])
+        regularization = self.losses  # each read recomputes every regulariser
+        if regularization:
+            loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in regularization])
         return dict(terms, loss=loss, logits=logits)
 
     def _maps_needed(self, training):
-        cfg = self.sfocus_config
+        """Evaluation reports every term; training computes only the weighted ones."""
         if not training:
             return MAP_NAMES
-        needed = []
-        if cfg.w_as_last > 0 or (cfg.w_ac > 0 and cfg.ac_mask_source == "last"):
-            needed += ["target_last"]
-        if cfg.w_as_last > 0:
-            needed += ["confusing_last"]
-        if cfg.needs_inner_maps:
-            needed += ["target_inner"]
-        if cfg.inner_separability:
-            needed += ["confusing_inner"]
-        return tuple(needed)
+        cfg = self.sfocus_config
+        maps_of_term = {"as_last": ("target_last", "confusing_last"),
+                        "as_inner": ("target_inner", "confusing_inner"),
+                        "ac": ("target_inner", f"target_{cfg.ac_mask_source}")}
+        needed = [name for term, weight in cfg.term_weights.items() if weight > 0
+                  for name in maps_of_term.get(term, ())]
+        return tuple(dict.fromkeys(needed))
 
     def _attention_terms(self, attention):
         """Batch means of the attention losses whose maps were computed."""
@@ -244,8 +239,7 @@ class SFocusModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        config["config"] = SFocusConfig.from_dict(config["config"])
-        return cls(**config)
+        return cls(**config)  # __init__ takes the SFocusConfig as a dict
 
 
 def _resolve_num_classes(backbone, num_classes):

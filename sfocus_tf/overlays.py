@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.checkpointing import atomic_path
+from sfocus_tf.losses import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
 _COLORMAP_ANCHORS = np.array([
@@ -34,9 +35,8 @@ def to_display(images: np.ndarray) -> np.ndarray:
 
 
 def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of [B, h, w] maps for display."""
-    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize(
-        (width, height), Image.BILINEAR)) for m in maps])
+    """Bilinear resize of [B, h, w] maps to the image size (display, box metrics)."""
+    return resize_maps(np.asarray(maps, np.float32), (height, width)).numpy()
 
 
 def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -16,6 +16,7 @@ from absl import flags
 
 from sfocus_tf import cli
 from sfocus_tf.config import CHOICES, SFocusConfig
+from sfocus_tf.training import train_and_evaluate
 from sfocus_tf.train_config import (MIXED_PRECISION, OPTIMIZERS, SCHEDULES, STRATEGIES,
                                     TrainConfig)
 
@@ -62,9 +63,6 @@ def config_from_flags() -> TrainConfig:
         sfocus = sfocus.baseline()
     if FLAGS.data_dir and not os.path.isdir(FLAGS.data_dir):
         raise ValueError(f"--data_dir={FLAGS.data_dir} is not a directory")
-    for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size"):
-        if FLAGS[name].value is not None and FLAGS[name].value < 1:
-            raise ValueError(f"--{name} must be a positive integer; got {FLAGS[name].value}")
     return TrainConfig(
         dataset=FLAGS.dataset, model=FLAGS.model, data_dir=FLAGS.data_dir,
         image_size=FLAGS.image_size, epochs=FLAGS.epochs,
@@ -80,7 +78,6 @@ def config_from_flags() -> TrainConfig:
 
 def _train() -> str:
     config = config_from_flags()
-    from sfocus_tf.training import train_and_evaluate  # TF import after flag checks
     metrics = train_and_evaluate(config, FLAGS.workdir)
     return (f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
             f"{metrics['attention_overlap']:.4f}, consistency "

@@ -54,11 +54,11 @@ class TrainConfig:
         _check_choice("model", self.model, keras_models.names())
         if self.schedule is not None:
             _check_choice("schedule", self.schedule, SCHEDULES)
-        for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size"):
+        for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        for name in ("learning_rate", "weight_decay"):
+        for name in ("learning_rate", "weight_decay", "backup_every_steps"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0; got {value!r}")
@@ -68,10 +68,14 @@ class TrainConfig:
         if self.milestones is not None:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
 
+    def preset(self):
+        """The dataset preset this config trains on (``data.DatasetPreset``)."""
+        return data.get_preset(self.dataset, image_size=self.image_size,
+                               data_dir=self.data_dir)
+
     def resolve(self) -> "TrainConfig":
         """The config with every preset-backed field filled in."""
-        preset = data.get_preset(self.dataset, image_size=self.image_size,
-                                 data_dir=self.data_dir)
+        preset = self.preset()
         values = {name: getattr(preset, name) for name in PRESET_FIELDS
                   if getattr(self, name) is None}
         sfocus = self.sfocus
@@ -110,6 +114,7 @@ def config_to_flags(config: TrainConfig) -> list[str]:
               "momentum": config.momentum, "seed": config.seed,
               "jit_compile": str(config.jit_compile).lower(),
               "mixed_precision": config.mixed_precision, "strategy": config.strategy,
+              "backup_every_steps": config.backup_every_steps,
               **config.sfocus.to_dict()}
     if config.milestones:
         values["milestones"] = ",".join(map(str, config.milestones))

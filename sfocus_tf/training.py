@@ -29,7 +29,6 @@ import keras_models
 from sfocus_tf import data, distribute, evaluation, overlays
 from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.model import SFocusModel
-from sfocus_tf.overlays import save_png
 from sfocus_tf.train_config import TrainConfig
 
 
@@ -67,6 +66,16 @@ def build_model(config: TrainConfig, preset) -> SFocusModel:
     return SFocusModel(backbone, preset.num_classes, config.sfocus, weight_decay=loss_decay)
 
 
+def compiled_model(config: TrainConfig, preset, steps_per_epoch: int) -> SFocusModel:
+    """``build_model`` + ``compile`` under the config's dtype policy (mixed precision
+    is set per layer at construction). Call it inside the strategy's scope."""
+    with dtype_policy(config.mixed_precision):
+        model = build_model(config, preset)
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch),
+                      jit_compile=config.jit_compile)
+    return model
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str):
     """Sets the global Keras dtype policy for the run, and restores it."""
@@ -92,7 +101,7 @@ class AttentionImages(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         grid = self.render()
-        save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
+        overlays.save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
         with self.writer.as_default():
             tf.summary.image("true_vs_confusing", grid[None], step=epoch + 1)
         self.writer.flush()
@@ -141,13 +150,9 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "config.json"), config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    preset = data.get_preset(config.dataset, image_size=config.image_size,
-                             data_dir=config.data_dir)
     train_data, test, steps_per_epoch = make_datasets(config)
-    with dtype_policy(config.mixed_precision), strategy.scope():
-        model = build_model(config, preset)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch),
-                      jit_compile=config.jit_compile)
+    with strategy.scope():
+        model = compiled_model(config, config.preset(), steps_per_epoch)
         backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
                                  restore_dir=os.path.join(workdir, "backup"))
         images, labels = data.first_examples(test, config.attention_images)
@@ -173,7 +178,7 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
                    train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
                    weights_checksum=weights_checksum(model), history=backup.history)
     save_model(model, os.path.join(out, "model.keras"))
-    save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
+    overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
     write_json(os.path.join(out, "metrics.json"), metrics)
     return model, metrics
 

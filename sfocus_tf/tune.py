@@ -16,9 +16,10 @@ from absl import flags
 
 from sfocus_tf import cli
 from sfocus_tf import train  # also defines the training flags, reused here
+from sfocus_tf.tuning import TUNERS, SearchSpace, search
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tuner", "random", ["random", "bayesian", "hyperband"], "Search algorithm.")
+flags.DEFINE_enum("tuner", "random", list(TUNERS), "Search algorithm.")
 flags.DEFINE_integer("max_trials", 10, "Trials (random, bayesian).")
 flags.DEFINE_string("ranges", "", "Overrides of the default ranges: "
                     "'name=low:high[:log]' or 'name=fixed', comma-separated; names: "
@@ -28,12 +29,11 @@ flags.DEFINE_enum("direction", "max", ["max", "min"], "Whether more is better.")
 
 
 def _tune() -> str:
-    from sfocus_tf.tuning import SearchSpace, search
     space = SearchSpace.parse(FLAGS.ranges)
     results = search(train.config_from_flags(), FLAGS.workdir, space, tuner=FLAGS.tuner,
                      max_trials=FLAGS.max_trials, objective=FLAGS.objective,
                      direction=FLAGS.direction)
-    failed = [row for row in results.rows if row["status"] != "COMPLETED"]
+    failed = results.failed
     summary = (f"{len(results.rows)} trials, {len(failed)} not completed; table: "
                f"{FLAGS.workdir}/results.md; best: {results.best_flagfile}")
     if not results.ok:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import keras
 import keras_tuner as kt
 
-from sfocus_tf import data
+from sfocus_tf import distribute
 from sfocus_tf.checkpointing import atomic_path, write_json
 from sfocus_tf.train_config import TrainConfig, config_to_flags
-from sfocus_tf.training import make_datasets, build_model, make_optimizer
+from sfocus_tf.training import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
 SFOCUS_PARAMETERS = ("w_as_last", "w_as_in", "w_ac", "sigma", "theta")
@@ -82,20 +83,17 @@ def apply_values(base: TrainConfig, values: dict) -> TrainConfig:
 
 
 class SFocusHyperModel(kt.HyperModel):
-    """Builds (and compiles) an SFocusModel for one trial's values."""
+    """Builds and compiles an SFocusModel for one trial's values, exactly as
+    ``sfocus-train`` would (the searched values never change the dataset preset)."""
 
     def __init__(self, base: TrainConfig, space: SearchSpace, steps_per_epoch: int):
         super().__init__(name="sfocus")
         self.base, self.space, self.steps_per_epoch = base, space, steps_per_epoch
+        self.preset = base.preset()
 
     def build(self, hp):
         config = apply_values(self.base, self.space.sample(hp))
-        preset = data.get_preset(config.dataset, image_size=config.image_size,
-                                 data_dir=config.data_dir)
-        model = build_model(config, preset)  # built in __init__: get_best_models works
-        model.compile(optimizer=make_optimizer(config, self.steps_per_epoch),
-                      jit_compile=config.jit_compile)
-        return model
+        return compiled_model(config, self.preset, self.steps_per_epoch)
 
 
 @dataclasses.dataclass
@@ -105,13 +103,28 @@ class SearchResults:
     best_flagfile: str | None
 
     @property
+    def failed(self) -> list:
+        """The trials that did not complete."""
+        return [row for row in self.rows if row["status"] != "COMPLETED"]
+
+    @property
     def ok(self) -> bool:
-        return bool(self.rows) and all(row["status"] == "COMPLETED" for row in self.rows)
+        return bool(self.rows) and not self.failed
 
 
-def make_tuner(kind, hypermodel, objective, direction, max_trials, epochs, seed, directory):
+def make_strategy(name: str):
+    """The trials' strategy; trials run one after another in this process."""
+    if name == "multi_worker":
+        raise ValueError("sfocus-tune runs its trials in one process: strategy=multi_worker "
+                         "is not supported (use auto, mirrored or one_device)")
+    return distribute.make_strategy(name)
+
+
+def make_tuner(kind, hypermodel, objective, direction, max_trials, epochs, seed, directory,
+               strategy=None):
     common = dict(objective=kt.Objective(objective, direction), seed=seed,
-                  directory=directory, project_name="search", overwrite=False)
+                  directory=directory, project_name="search", overwrite=False,
+                  distribution_strategy=strategy)
     if kind == "random":
         return kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
     if kind == "bayesian":
@@ -153,11 +166,13 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
            direction: str = "max") -> SearchResults:
     """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
     base = base.resolve()
+    strategy = make_strategy(base.strategy)  # before any other TF work
     os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(base.seed)
     train, test, steps_per_epoch = make_datasets(base)
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
     engine = make_tuner(tuner, hypermodel, objective, direction, max_trials, base.epochs,
-                        base.seed, os.path.join(workdir, "tuner"))
+                        base.seed, os.path.join(workdir, "tuner"), strategy)
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,

@@ -7,6 +7,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_models.backbone import FEATURE_KEYS
 from keras_models.batch_norm import is_inexact_batch_norm
 
 
@@ -43,10 +44,10 @@ def check_backbone(backbone) -> tuple:
     except (AttributeError, ValueError) as error:
         raise ValueError("backbone must be a functional keras.Model with one image input "
                          "(see keras_models.Backbone)") from error
-    if not isinstance(outputs, dict) or not {"inner", "last"} <= set(outputs):
+    if not isinstance(outputs, dict) or not set(FEATURE_KEYS) <= set(outputs):
         raise ValueError("backbone must output a dict {'inner': F_in, 'last': F_last}; "
                          f"got {outputs!r}")
-    for key in ("inner", "last"):
+    for key in FEATURE_KEYS:
         if len(outputs[key].shape) != 4:
             raise ValueError(f"backbone output {key!r} must be a [B, H, W, C] feature map; "
                              f"got shape {outputs[key].shape}")

@@ -1,6 +1,7 @@
 import pytest
 
-from sfocus_tf import SFocusConfig
+from sfocus_tf import SFocusConfig, SFocusModel
+from tiny import tiny_backbone
 
 
 def test_defaults_follow_the_spec():
@@ -42,6 +43,16 @@ def test_dict_round_trip_and_unknown_fields():
 
 
 def test_which_maps_training_needs():
-    assert not SFocusConfig(w_as_in=0.0, w_ac=0.0).needs_inner_maps
-    assert not SFocusConfig(as_layers="last", w_ac=0.0).needs_inner_maps
-    assert SFocusConfig(as_layers="last").needs_inner_maps  # consistency needs it
+    def maps(**fields):
+        model = SFocusModel(tiny_backbone(), 5, SFocusConfig(**fields))
+        return model._maps_needed(training=True)
+
+    assert maps(w_as_in=0.0, w_ac=0.0) == ("target_last", "confusing_last")
+    assert maps(as_layers="last", w_ac=0.0) == ("target_last", "confusing_last")
+    # consistency needs the inner target map, and its mask's source
+    assert maps(as_layers="last") == ("target_last", "confusing_last", "target_inner")
+    assert maps(w_as_last=0.0, w_as_in=0.0, ac_mask_source="inner") == ("target_inner",)
+    assert maps(w_as_last=0.0, w_as_in=0.0, w_ac=0.0) == ()
+    assert SFocusConfig(as_layers="last").term_weights["as_inner"] == 0.0
+    assert not SFocusConfig().baseline().uses_attention
+    assert SFocusConfig(w_as_last=0.0, w_ac=0.0).uses_attention

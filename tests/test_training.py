@@ -111,7 +111,7 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
 @pytest.mark.parametrize("flag, message", [
     ("--dataset=nope", "unknown dataset 'nope'; valid: caltech101"),
     ("--model=nope", "unknown model 'nope'; valid: application"),
-    ("--epochs=-2", "--epochs must be a positive integer"),
+    ("--epochs=-2", "epochs must be a positive integer; got -2"),
     ("--data_dir=/does/not/exist", "is not a directory"),
     ("--sigma=3", "SFocusConfig.sigma=3.0 is not valid"),
 ])

@@ -3,12 +3,13 @@ import os
 import subprocess
 import sys
 
+import keras_tuner as kt
 import pytest
 
 from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.tuning import SearchSpace, apply_values, search
+from sfocus_tf.tuning import SFocusHyperModel, SearchSpace, apply_values, search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +34,15 @@ def test_apply_values():
     assert config.sfocus == SFocusConfig(w_ac=0.25, sigma=0.4) and config.learning_rate == 0.02
 
 
+def test_trials_build_the_model_that_sfocus_train_would(tmp_path):
+    config = base_config(tmp_path).replace(mixed_precision="mixed_bfloat16").resolve()
+    model = SFocusHyperModel(config, SearchSpace(), 2).build(kt.HyperParameters())
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert model.backbone.dtype_policy.name == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="multi_worker"):
+        search(config.replace(strategy="multi_worker"), str(tmp_path / "mw"))
+
+
 def test_tiny_search_completes_and_its_flagfile_trains(tmp_path):
     workdir = tmp_path / "tune"
     results = search(base_config(tmp_path), str(workdir), SearchSpace.parse("lr=0.01:0.1"),
@@ -42,7 +52,7 @@ def test_tiny_search_completes_and_its_flagfile_trains(tmp_path):
     table = (workdir / "results.md").read_text()
     assert table.count("COMPLETED") == 2 and "val_accuracy" in table
     saved = json.loads((workdir / "results.json").read_text())
-    assert saved["best"]["values"] == results.best_values
+    assert saved["best"]["score"] == max(row["score"] for row in results.rows)
     flags = (workdir / "best.flags").read_text()
     assert f"--w_ac={results.best_values['w_ac']!r}" in flags
     trained = subprocess.run(
@@ -77,7 +87,7 @@ def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
                                           ("bayesian", "BayesianOptimizationOracle"),
                                           ("hyperband", "HyperbandOracle")])
 def test_every_tuner_kind_is_built_with_the_objective(tmp_path, kind, oracle):
-    from sfocus_tf.tuning import SFocusHyperModel, make_tuner
+    from sfocus_tf.tuning import make_tuner
     hypermodel = SFocusHyperModel(base_config(tmp_path).resolve(), SearchSpace(), 2)
     tuner = make_tuner(kind, hypermodel, "val_loss", "min", 3, 2, 0, str(tmp_path / kind))
     assert type(tuner.oracle).__name__ == oracle

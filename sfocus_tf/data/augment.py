@@ -9,8 +9,6 @@ Fashion-MNIST training epoch took 10 s of input pipeline on 2 CPU cores; batched
 import tensorflow as tf
 
 from sfocus_tf.data import boxes as boxes_lib
-from sfocus_tf.data.preprocess import eval_geometry, normalize
-from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset
 
 # Inception-style crop, as in torchvision's RandomResizedCrop and TF's official ResNet.
 CROP_AREA_RANGE = (0.08, 1.0)
@@ -58,19 +56,3 @@ def random_resized_crop_flip(image, seed, size_hw, boxes=None):
         boxes = tf.cond(flip, lambda: boxes_lib.flip_boxes_left_right(boxes), lambda: boxes)
     return image, boxes
 
-
-def train_transform(images, seed, preset: DatasetPreset, boxes=None):
-    """Augmentation, then normalisation.
-
-    ``RESIZED_CROP_FLIP`` takes one image [H, W, C] of any size; the others take a batch
-    [B, H, W, C] already at ``preset.image_size`` (the pipeline resizes first).
-    """
-    if preset.augmentation == RESIZED_CROP_FLIP:
-        images, boxes = random_resized_crop_flip(images, seed, preset.image_size[:2], boxes)
-    elif boxes is not None:
-        raise ValueError(f"{preset.name}: boxes need the {RESIZED_CROP_FLIP} augmentation")
-    elif preset.augmentation == PAD_CROP_FLIP:
-        images = pad_crop_flip(images, seed, preset.pad)
-    else:
-        images, _ = eval_geometry(images, preset)
-    return normalize(images, preset), boxes

@@ -8,9 +8,9 @@ from typing import Sequence
 import tensorflow as tf
 
 from sfocus_tf.data import fashion_mnist, image_folder, tfds_sources
-from sfocus_tf.data.augment import train_transform
-from sfocus_tf.data.preprocess import eval_transform, resize_to
-from sfocus_tf.data.presets import RESIZED_CROP_FLIP, DatasetPreset, lookup
+from sfocus_tf.data.augment import pad_crop_flip, random_resized_crop_flip
+from sfocus_tf.data.preprocess import eval_transform, normalize, resize_to
+from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset, lookup
 
 
 def get_preset(name: str, *, image_size: int | Sequence[int] | None = None,
@@ -59,13 +59,24 @@ def _as_tuple(example, images, boxes):
     return images, example["label"], boxes
 
 
+def _random_resized_crop(example, seed, preset):
+    image, boxes = random_resized_crop_flip(example["image"], seed, preset.image_size[:2],
+                                            example.get("boxes"))
+    return _as_tuple(example, normalize(image, preset), boxes)
+
+
+def _augment_batch(images, seed, preset):
+    images = resize_to(images, preset.image_size[:2])
+    if preset.augmentation == PAD_CROP_FLIP:
+        images = pad_crop_flip(images, seed, preset.pad)
+    return normalize(images, preset)
+
+
 def _transform_then_batch(dataset, preset, *, training, seed, batch_size, drop_remainder):
     """Images of any size (ImageNet-like): each is cropped to one size, then batched."""
     if training:
         dataset = tf.data.Dataset.zip(dataset, _augmentation_seeds(seed)).map(
-            lambda example, example_seed: _as_tuple(
-                example, *train_transform(example["image"], example_seed, preset,
-                                          example.get("boxes"))),
+            lambda example, example_seed: _random_resized_crop(example, example_seed, preset),
             num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(
@@ -76,16 +87,12 @@ def _transform_then_batch(dataset, preset, *, training, seed, batch_size, drop_r
 
 
 def _batch_then_transform(dataset, preset, *, training, seed, batch_size, drop_remainder):
-    """Small fixed-size images: whole batches are augmented at once, far cheaper on CPU."""
-    size_hw = tuple(preset.image_size[:2])
-    if tuple(dataset.element_spec["image"].shape[:2]) != size_hw:
-        dataset = dataset.map(lambda example: {**example,
-                                               "image": resize_to(example["image"], size_hw)},
-                              num_parallel_calls=tf.data.AUTOTUNE)
+    """Small fixed-size images: whole batches are resized and augmented at once, far
+    cheaper on CPU."""
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if training:
         return tf.data.Dataset.zip(dataset, _augmentation_seeds(seed)).map(
-            lambda batch, batch_seed: (train_transform(batch["image"], batch_seed, preset)[0],
+            lambda batch, batch_seed: (_augment_batch(batch["image"], batch_seed, preset),
                                        batch["label"]),
             num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(lambda batch: (eval_transform(batch["image"], preset)[0], batch["label"]),
@@ -118,7 +125,7 @@ def load(name: str, split: str | None = None, batch_size: int | None = None, *,
     preset = get_preset(name, image_size=image_size, data_dir=data_dir)
     if with_boxes and not preset.has_boxes:
         raise ValueError(f"{name} has no bounding boxes")
-    split = split or (preset.train_split if training else preset.test_split)
+    split = split or preset.default_split(training)
     shuffle = training if shuffle is None else shuffle
     dataset = _source(preset, split, data_dir=data_dir, manual_dir=manual_dir,
                       shuffle=shuffle, seed=seed, with_boxes=with_boxes, download=download,
@@ -144,7 +151,7 @@ def num_examples(name: str, split: str | None = None, *, data_dir: str | None = 
                  training: bool = True) -> int | None:
     """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
     preset = lookup(name)
-    split = split or (preset.train_split if training else preset.test_split)
+    split = split or preset.default_split(training)
     if preset.source == "tfds":
         return tfds_sources.count_examples(preset, split, data_dir)
     if preset.source == "fashion_mnist":

@@ -60,6 +60,9 @@ class DatasetPreset:
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, "
                              f"got {self.augmentation!r}")
+        if self.has_boxes and self.augmentation != RESIZED_CROP_FLIP:
+            raise ValueError(f"{self.name}: boxes need the {RESIZED_CROP_FLIP} augmentation "
+                             "(the only one that moves boxes with the image)")
         channels = self.image_size[-1]
         if len(self.mean) != channels or len(self.std) != channels:
             raise ValueError(f"{self.name}: mean and std need {channels} values")
@@ -68,6 +71,9 @@ class DatasetPreset:
     def eval_resize(self) -> int:
         """Shorter image side before the evaluation centre crop (resized-crop presets)."""
         return int(round(max(self.image_size[:2]) / self.eval_crop_fraction))
+
+    def default_split(self, training: bool) -> str:
+        return self.train_split if training else self.test_split
 
     def split_size(self, split: str) -> int | None:
         return dict(self.split_sizes).get(split)
