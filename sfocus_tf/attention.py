@@ -53,13 +53,28 @@ def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf
     return (maps - low) / (peak - low + eps)
 
 
-def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor) -> tf.Tensor:
-    """``relu(sum_k alpha_k F[..., k])`` for per-example weights ``alpha`` [B, k]."""
-    return tf.nn.relu(tf.einsum("bhwk,bk->bhw", features, channel_weights))
+def activate(weighted_sum: tf.Tensor, activation: str = "relu") -> tf.Tensor:
+    """The map from ``sum_k alpha_k F[..., k]`` [B, h, w]: ``relu`` (Grad-CAM), ``abs``,
+    or ``softmax`` over positions of ``h * w`` times the sum (at the last layer of a
+    GAP head that is the per-position class score, whose mean is the logit)."""
+    _check_choice("map_activation", activation)
+    if activation == "relu":
+        return tf.nn.relu(weighted_sum)
+    if activation == "abs":
+        return tf.abs(weighted_sum)
+    height, width = weighted_sum.shape[1], weighted_sum.shape[2]
+    flat = tf.reshape(weighted_sum * float(height * width), [-1, height * width])
+    return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(weighted_sum))
+
+
+def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor,
+                 activation: str = "relu") -> tf.Tensor:
+    """``activation(sum_k alpha_k F[..., k])`` for per-example weights ``alpha`` [B, k]."""
+    return activate(tf.einsum("bhwk,bk->bhw", features, channel_weights), activation)
 
 
 def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
-            second_order: bool = True) -> tf.Tensor:
+            second_order: bool = True, activation: str = "relu") -> tf.Tensor:
     """Grad-CAM map [B, h, w] from a feature map and d(score)/d(features).
 
     ``weighting='relu_mean'`` keeps only positive gradients before the mean.
@@ -71,20 +86,39 @@ def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
     alpha = tf.reduce_mean(gradients, axis=[1, 2])
     if not second_order:
         alpha = tf.stop_gradient(alpha)
-    return weighted_map(features, alpha)
+    return weighted_map(features, alpha, activation)
 
 
-def cam(last_features: tf.Tensor, kernel: tf.Tensor, class_indicator: tf.Tensor,
-        weighting: str = "mean", second_order: bool = True) -> tf.Tensor:
+def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor,
+        weighting: str = "mean", second_order: bool = True,
+        activation: str = "relu") -> tf.Tensor:
     """Closed-form Grad-CAM at the last layer of a GAP + dense head.
 
-    ``class_indicator`` [B, N] selects (one-hot) or sums (multi-hot) the class
-    scores; ``kernel`` is the dense layer's [K, N] weight matrix.
+    ``logit_gradient`` [B, N] is d score / d logits: the one-hot (or multi-hot)
+    class indicator for the logit score; ``kernel`` is the dense layer's [K, N]
+    weight matrix.
     """
     height, width = last_features.shape[1], last_features.shape[2]
     # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
-    score_gradient = tf.matmul(class_indicator, kernel, transpose_b=True) / float(height * width)
-    return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order)
+    score_gradient = tf.matmul(logit_gradient, kernel, transpose_b=True) / float(height * width)
+    return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order,
+                   activation)
+
+
+def class_scores(logits: tf.Tensor, target: tf.Tensor, confusing: tf.Tensor,
+                 class_score: str = "logit", multi_label: bool = False):
+    """Per-example scores [B] of the target and the confusing class, whose gradients
+    Grad-CAM takes: the ``logit``; the ``log_prob`` (log-softmax, or log-sigmoid for
+    multi-label data); or the ``logit_difference`` (target minus confusing for the
+    target, the reverse for the confusing class)."""
+    _check_choice("class_score", class_score)
+    if class_score == "log_prob":
+        logits = tf.math.log_sigmoid(logits) if multi_label else tf.nn.log_softmax(logits)
+    target_score = tf.reduce_sum(logits * target, axis=-1)
+    confusing_score = tf.reduce_sum(logits * confusing, axis=-1)
+    if class_score == "logit_difference":
+        return target_score - confusing_score, confusing_score - target_score
+    return target_score, confusing_score
 
 
 def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
@@ -120,14 +154,8 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
 HALF_PRECISION_SCORE_SCALE = 1024.0
 
 
-def _score(logits: tf.Tensor, indicator: tf.Tensor, scale: float) -> tf.Tensor:
-    """``scale * sum_b sum_c logits[b, c] * indicator[b, c]``: one backward pass gives
-    every example's own gradient (BatchNorm coupling aside)."""
-    return scale * tf.reduce_sum(logits * indicator)
-
-
 def compute_attention(model, images, labels=None, *, training: bool = False,
-                      maps: Iterable[str] = MAP_NAMES):
+                      maps: Iterable[str] = MAP_NAMES, reading=None):
     """Forward pass plus the requested normalised attention maps of ``model``.
 
     ``model`` follows the SFocusModel contract: ``features(images, training)``
@@ -135,9 +163,11 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     Returns a dict with ``logits``, ``target``, ``confusing`` (indicators),
     ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W];
     float32, or float64 for a float64 model). Called inside an outer ``GradientTape`` the maps are
-    differentiable (second order when ``config.second_order``).
+    differentiable (second order when ``config.second_order``). ``reading`` (a dict of
+    ``config.MAP_FIELDS`` values) overrides how the maps are defined, e.g.
+    ``config.GRADCAM_READING`` for standard Grad-CAM whatever the model trained with.
     """
-    config = model.sfocus_config
+    config = model.sfocus_config.replace(**(reading or {}))
     maps = tuple(maps)
     unknown = set(maps) - set(MAP_NAMES)
     if unknown:
@@ -155,8 +185,11 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         target, confusing, target_class, confusing_class = select_classes(
             logits, labels, config.multi_label)
         scale = HALF_PRECISION_SCORE_SCALE if inner.dtype == tf.float16 else 1.0
-        scores = {"target": _score(logits, target, scale),
-                  "confusing": _score(logits, confusing, scale)}
+        # The batch sum: one backward pass gives every example's own gradient
+        # (BatchNorm coupling aside).
+        scores = dict(zip(("target", "confusing"), (
+            scale * tf.reduce_sum(score) for score in class_scores(
+                logits, target, confusing, config.class_score, config.multi_label))))
 
     out = dict(logits=logits, target=target, confusing=confusing,
                target_class=target_class, confusing_class=confusing_class)
@@ -167,10 +200,11 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         if name.endswith("_inner"):
             grads = full_precision(tape.gradient(scores[role], inner)) / scale
             raw = gradcam(full_precision(inner), grads, config.gradcam_weights,
-                          config.second_order)
+                          config.second_order, config.map_activation)
         else:
-            raw = cam(last, kernel, out[role], config.gradcam_weights,
-                      config.second_order)
+            logit_gradient = tape.gradient(scores[role], logits) / scale
+            raw = cam(last, kernel, logit_gradient, config.gradcam_weights,
+                      config.second_order, config.map_activation)
         out[name] = normalize_maps(raw, config.normalize)
     del tape
     return out
@@ -179,24 +213,29 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def attention_maps(model, images, labels=None) -> dict:
+def attention_maps(model, images, labels=None, reading=None) -> dict:
     """Normalised attention maps of a batch, computed in one traced graph.
 
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
     ([B]), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
     target is the top-1 prediction and the confusing class the runner-up;
-    BatchNorm runs in inference mode.
+    BatchNorm runs in inference mode. ``reading`` overrides how maps are defined
+    (see ``compute_attention``); by default the model's own ``SFocusConfig``.
     """
     images = check_images(images, model.image_shape)
     if labels is not None:
         labels = check_labels(labels, model.num_classes, model.sfocus_config.multi_label)
-    if model not in _COMPILED:
+    reading = dict(reading or {})
+    key = tuple(sorted(reading.items()))
+    compiled = _COMPILED.setdefault(model, {})
+    if key not in compiled:
         model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
         def maps_of(batch, batch_labels):
-            out = compute_attention(model_ref(), batch, batch_labels, training=False)
-            return {key: out[key]
-                    for key in MAP_NAMES + ("target_class", "confusing_class", "logits")}
-        _COMPILED[model] = tf.function(maps_of, reduce_retracing=True)
-    return _COMPILED[model](images, labels)
+            out = compute_attention(model_ref(), batch, batch_labels, training=False,
+                                    reading=reading)
+            return {name: out[name]
+                    for name in MAP_NAMES + ("target_class", "confusing_class", "logits")}
+        compiled[key] = tf.function(maps_of, reduce_retracing=True)
+    return compiled[key](images, labels)

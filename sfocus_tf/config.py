@@ -1,4 +1,4 @@
-"""Every switch and constant of the SFOCUS objective (see SPEC.md, "Definitions")."""
+"""Every switch and constant of the SFOCUS objective (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+import tensorflow as tf
+
 # Allowed values of the categorical switches; the first one is the default.
 CHOICES = {
     "gradcam_weights": ("mean", "relu_mean"),
     "normalize": ("max", "minmax", "none"),
     "as_layers": ("both", "last"),
     "ac_mask_source": ("last", "inner"),
+    "class_score": ("logit", "log_prob", "logit_difference"),
+    "map_activation": ("relu", "abs", "softmax"),
 }
 _BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
              "decouple_batch_norm")
 _WEIGHTS = ("w_as_last", "w_as_in", "w_ac")
+_STEPS = ("warmup_steps", "ramp_steps")
+# The fields that define the maps themselves. Evaluation measures every model with
+# one fixed reading, GRADCAM_READING (standard Grad-CAM), so that no training reading
+# can improve its scores by redefining what a map is.
+MAP_FIELDS = ("class_score", "gradcam_weights", "map_activation", "normalize")
+GRADCAM_READING = {"class_score": "logit", "gradcam_weights": "mean",
+                   "map_activation": "relu", "normalize": "max"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +52,21 @@ class SFocusConfig:
     ac_clamp: bool = False
     multi_label: bool = False
     # Grad-CAM gradients taken with the last stage's BatchNorm batch statistics held
-    # constant: each example's map then depends on that example only (beyond SPEC:
+    # constant: each example's map then depends on that example only (beyond the public
     # the public implementations keep the coupling). Needs keras_models.BatchNorm.
     decouple_batch_norm: bool = False
+    # Which score's gradient Grad-CAM takes: the logit shifts with anything common to
+    # all logits (which the softmax ignores); the log-probability and the margin
+    # over the other class (target - confusing) do not.
+    class_score: str = "logit"
+    # relu keeps positive evidence only, so a map can be switched off everywhere;
+    # abs and a softmax over positions cannot be.
+    map_activation: str = "relu"
+    # Attention weights are 0 for the first warmup_steps optimizer steps, then grow
+    # linearly to full over ramp_steps (read from the optimizer's step counter, so
+    # the schedule survives save/load and resume).
+    warmup_steps: int = 0
+    ramp_steps: int = 0
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -69,6 +92,14 @@ class SFocusConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"SFocusConfig.{name}={getattr(self, name)} is not "
                                  "valid; loss weights must be >= 0")
+        for name in _STEPS:
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # from float flags or JSON
+                object.__setattr__(self, name, value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"SFocusConfig.{name}={value!r} is not valid; it "
+                                 "must be an integer >= 0 (optimizer steps)")
         if not 0.0 <= self.sigma <= 1.0:
             raise ValueError(f"SFocusConfig.sigma={self.sigma} is not valid; it "
                              "must be in [0, 1] (a level on the normalised map)")
@@ -90,6 +121,20 @@ class SFocusConfig:
     def uses_attention(self) -> bool:
         """False for the baseline: the step is then a plain Keras step."""
         return any(weight > 0 for term, weight in self.term_weights.items() if term != "ce")
+
+    @property
+    def map_reading(self) -> dict[str, str]:
+        """The fields that define what an attention map is (not how it is trained)."""
+        return {name: getattr(self, name) for name in MAP_FIELDS}
+
+    def attention_scale(self, step):
+        """Factor on every attention weight at optimizer step ``step`` (0-based):
+        0 during the warm-up, then a linear ramp to 1."""
+        step = tf.cast(step, tf.float32)
+        after_warmup = step - float(self.warmup_steps)
+        if self.ramp_steps == 0:
+            return tf.cast(after_warmup >= 0.0, tf.float32)
+        return tf.clip_by_value((after_warmup + 1.0) / float(self.ramp_steps), 0.0, 1.0)
 
     def baseline(self) -> "SFocusConfig":
         """The same configuration with every attention weight at 0."""

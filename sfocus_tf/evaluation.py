@@ -18,17 +18,25 @@ import tensorflow as tf
 from sfocus_tf import data, losses, overlays
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.checkpointing import atomic_path, read_json, write_json
+from sfocus_tf.config import GRADCAM_READING
 
 
 def attention_statistics(model, images, labels) -> dict:
-    """Per-example attention overlap (true vs confusing class, last layer, no mask)
-    and cross-layer consistency, as in SPEC.md "Attention quality"; plus the maps."""
-    maps = attention_maps(model, images, labels)
+    """Per-example attention overlap (true vs confusing class, last layer, no mask),
+    cross-layer consistency and empty maps, plus the maps themselves.
+
+    Every model is measured with standard Grad-CAM (``GRADCAM_READING``: the logit,
+    mean gradient weights, relu, max normalisation), whatever reading it trained with:
+    a reading that redefines the map must not improve its own scores by doing so.
+    """
+    maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     cfg = model.sfocus_config
     mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
     return dict(maps,
                 overlap=losses.attention_overlap(maps["target_last"], maps["confusing_last"]),
-                consistency=losses.attention_consistency(maps["target_inner"], mask))
+                consistency=losses.attention_consistency(maps["target_inner"], mask),
+                empty_target=losses.empty_maps(maps["target_last"]),
+                empty_confusing=losses.empty_maps(maps["confusing_last"]))
 
 
 # -- localisation -----------------------------------------------------------------
@@ -53,15 +61,12 @@ def energy_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
                      where=total > 0)
 
 
-def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """1 where the map's maximum lies inside the mask, else 0."""
-    flat = maps.reshape(len(maps), -1).argmax(axis=1)
-    return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat].astype(np.float64)
-
-
-def empty_share(maps: np.ndarray, tolerance: float = 1e-6) -> float:
-    """Share of the [B, H, W] maps that are zero everywhere."""
-    return float(np.mean(maps.reshape(len(maps), -1).max(axis=1) <= tolerance))
+def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+    """1 where the map's maximum lies inside the mask, else 0. A map that is zero
+    everywhere points nowhere: a miss (argmax would say pixel (0, 0))."""
+    flat_maps = maps.reshape(len(maps), -1)
+    hits = masks.reshape(len(masks), -1)[np.arange(len(masks)), flat_maps.argmax(axis=1)]
+    return (hits & (flat_maps.max(axis=1) > tolerance)).astype(np.float64)
 
 
 # -- classification -------------------------------------------------------------
@@ -117,7 +122,7 @@ def collect(model, dataset, steps: int | None = None) -> dict:
         parts["logits"].append(stats["logits"].numpy())
         parts["labels"].append(labels.numpy())
         for key in ("overlap", "consistency", "target_class", "confusing_class",
-                    "target_last", "confusing_last"):
+                    "target_last", "confusing_last", "empty_target", "empty_confusing"):
             parts[key].append(stats[key].numpy())
         if len(batch) > 2:
             boxes = batch[2]
@@ -134,13 +139,7 @@ def collect(model, dataset, steps: int | None = None) -> dict:
 def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
     logits, labels = arrays["logits"], arrays["labels"]
     name = (lambda c: class_names[c]) if class_names else str  # noqa: E731
-    results = {"examples": int(len(logits)),
-               "attention_overlap": float(arrays["overlap"].mean()),
-               "attention_consistency": float(arrays["consistency"].mean()),
-               # A map that is zero everywhere (relu of a negative Grad-CAM) overlaps
-               # nothing: the cheapest way to satisfy the separability loss.
-               "empty_target_map": empty_share(arrays["target_last"]),
-               "empty_confusing_map": empty_share(arrays["confusing_last"])}
+    results = {"examples": int(len(logits)), **attention_summary(arrays)}
     if multi_label:  # a class is predicted when its sigmoid passes 0.5
         results["mAP"] = mean_average_precision(logits, labels)
         predicted, true_class = logits > 0, arrays["target_class"]
@@ -150,12 +149,6 @@ def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
         results["accuracy"] = top_k_accuracy(logits, labels, 1)
         if logits.shape[1] >= 5:
             results["top5_accuracy"] = top_k_accuracy(logits, labels, 5)
-    if "boxes" in arrays:
-        height, width = arrays["image_hw"]
-        maps = overlays.upsample(arrays["target_last"], height, width)
-        masks = box_masks(arrays["boxes"], height, width)
-        results["energy_inside_box"] = float(energy_inside(maps, masks).mean())
-        results["pointing_game"] = float(pointing_game(maps, masks).mean())
     pairs = confused_pairs(true_class, arrays["confusing_class"], predicted, arrays["overlap"])
     for row in pairs:
         row["true"], row["confused_with"] = name(row["true"]), name(row["confused_with"])
@@ -163,17 +156,37 @@ def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
     return results
 
 
-def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None) -> dict:
+def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None,
+             attention_dataset: tf.data.Dataset | None = None) -> dict:
     """Test metrics for training runs: the objective's terms and accuracy
-    (``model.evaluate``) plus the mean attention overlap and consistency."""
+    (``model.evaluate`` on ``dataset``) plus the attention summary (overlap,
+    consistency, empty maps) on ``attention_dataset``, the same examples with their
+    boxes where the data has them (localisation is then reported too)."""
     if steps is not None:
         dataset = dataset.take(steps)
     results = {f"test_{k}": float(v) for k, v in
                model.evaluate(dataset, return_dict=True, verbose=0).items()}
-    arrays = collect(model, dataset)
-    results["attention_overlap"] = float(arrays["overlap"].mean())
-    results["attention_consistency"] = float(arrays["consistency"].mean())
-    results["test_examples"] = len(arrays["overlap"])
+    arrays = collect(model, dataset if attention_dataset is None else attention_dataset, steps)
+    results.update(attention_summary(arrays), test_examples=len(arrays["overlap"]))
+    return results
+
+
+def attention_summary(arrays: dict) -> dict:
+    """Mean overlap, consistency and empty-map shares of ``collect``'s arrays, with
+    the share of attention inside the boxes and the pointing game where there are
+    boxes."""
+    results = {"attention_overlap": float(arrays["overlap"].mean()),
+               "attention_consistency": float(arrays["consistency"].mean()),
+               # A map that is zero everywhere (relu of a negative Grad-CAM) overlaps
+               # nothing: the cheapest way to satisfy the separability loss.
+               "empty_target_map": float(arrays["empty_target"].mean()),
+               "empty_confusing_map": float(arrays["empty_confusing"].mean())}
+    if "boxes" in arrays:
+        height, width = arrays["image_hw"]
+        maps = overlays.upsample(arrays["target_last"], height, width)
+        masks = box_masks(arrays["boxes"], height, width)
+        results["energy_inside_box"] = float(energy_inside(maps, masks).mean())
+        results["pointing_game"] = float(pointing_game(maps, masks).mean())
     return results
 
 

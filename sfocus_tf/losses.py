@@ -97,3 +97,13 @@ def consistency_loss(inner_target_map, last_mask, theta: float = 0.8,
     """
     loss = theta - attention_consistency(inner_target_map, last_mask, eps)
     return tf.nn.relu(loss) if clamp else loss
+
+
+def empty_maps(maps, normalize: str = "max", eps: float = EPS) -> tf.Tensor:
+    """1.0 for each ``[B, H, W]`` normalised map that is empty (its raw peak is at most
+    ``eps``, so it marks no position), else 0.0. After ``max`` normalisation that is a
+    peak below 0.5; ``minmax`` also counts a flat map as empty; ``none`` reads the raw
+    peak."""
+    maps = _maps(maps, "maps")
+    threshold = eps if normalize == "none" else 0.5
+    return tf.cast(tf.reduce_max(maps, axis=[1, 2]) <= threshold, maps.dtype)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import keras
 
-LOSS_METRICS = ("loss", "ce", "as_last", "as_inner", "ac")
+# Batch means, reported where the step computed them; empty_* are the shares of
+# last-layer maps that are zero everywhere.
+LOSS_METRICS = ("loss", "ce", "as_last", "as_inner", "ac", "empty_target", "empty_confusing")
 
 
 def make_metrics(num_classes: int, multi_label: bool) -> dict:

@@ -81,11 +81,14 @@ class SFocusModel(keras.Model):
     # -- the objective -----------------------------------------------------
 
     def objective(self, images, labels, training=False):
-        """The loss terms of SPEC.md for one batch: a dict with ``loss``, the terms
-        that were computed (``ce``, ``as_last``, ``as_inner``, ``ac``; batch means)
-        and ``logits``. Training computes only the terms with a non-zero weight;
-        evaluation computes them all, as metrics. Inputs are checked by shape only;
-        ``fit``/``evaluate`` also check label values (outside XLA)."""
+        """The loss terms of docs/method.md for one batch: a dict with ``loss``, the
+        terms that were computed (``ce``, ``as_last``, ``as_inner``, ``ac``; batch
+        means), the shares of empty last-layer maps (``empty_target``,
+        ``empty_confusing``) where those maps were computed, and ``logits``. Training
+        computes only the terms with a non-zero weight, scaled by the attention
+        warm-up; evaluation computes them all, as metrics, at full weight. Inputs are
+        checked by shape only; ``fit``/``evaluate`` also check label values (outside
+        XLA)."""
         cfg = self.sfocus_config
         labels = check_labels(labels, self.num_classes, cfg.multi_label, check_values=False)
         maps = self._maps_needed(training)
@@ -96,13 +99,31 @@ class SFocusModel(keras.Model):
             attention, logits = {}, self(images, training=training)
         terms = {"ce": self._cross_entropy(labels, logits)}
         terms.update(self._attention_terms(attention))
-        weights = cfg.term_weights
+        weights = self._term_weights(training)
         loss = tf.add_n([weights[name] * value for name, value in terms.items()
-                         if weights[name] > 0])
+                         if cfg.term_weights[name] > 0])
         regularization = self.losses  # each read recomputes every regulariser
         if regularization:
             loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in regularization])
-        return dict(terms, loss=loss, logits=logits)
+        return dict(terms, **self._empty_shares(attention), loss=loss, logits=logits)
+
+    def _term_weights(self, training):
+        """``SFocusConfig.term_weights``; in training the attention terms are scaled by
+        the warm-up factor of the current optimizer step."""
+        weights = self.sfocus_config.term_weights
+        if not training or not (self.sfocus_config.warmup_steps or
+                                self.sfocus_config.ramp_steps):
+            return weights
+        scale = self.sfocus_config.attention_scale(self.optimizer.iterations)
+        return {name: weight if name == "ce" else weight * scale
+                for name, weight in weights.items()}
+
+    def _empty_shares(self, attention):
+        """Shares of the batch's last-layer maps that mark no position: a map switched
+        off everywhere is the cheap way to meet separability, so it is watched."""
+        return {f"empty_{role}": tf.reduce_mean(losses.empty_maps(
+                    attention[f"{role}_last"], self.sfocus_config.normalize))
+                for role in ("target", "confusing") if f"{role}_last" in attention}
 
     def _maps_needed(self, training):
         """Evaluation reports every term; training computes only the weighted ones."""

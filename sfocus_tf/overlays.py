@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sfocus_tf.attention import attention_maps
+from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.checkpointing import atomic_path
 from sfocus_tf.losses import resize_maps
 
@@ -73,7 +74,7 @@ def _with_caption(picture: Image.Image, left: str, right: str) -> Image.Image:
 
 def render(model, images, labels, class_names) -> np.ndarray:
     """The overlay grid of ``model``'s last-layer maps for a batch."""
-    maps = attention_maps(model, images, labels)
+    maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
     return overlay_grid(images, maps["target_last"].numpy(), maps["confusing_last"].numpy(),
                         names(maps["target_class"]), names(maps["confusing_class"]))
@@ -82,3 +83,21 @@ def render(model, images, labels, class_names) -> np.ndarray:
 def save_png(path: str, rgb: np.ndarray) -> None:
     with atomic_path(path, ".png") as temporary:
         Image.fromarray(rgb).save(temporary, format="PNG")
+
+
+def side_by_side(grids, titles) -> np.ndarray:
+    """Overlay grids of the same images (e.g. one per arm of a study) next to each
+    other, each under its title; shorter grids are padded with white."""
+    height = max(grid.shape[0] for grid in grids)
+    columns = []
+    for grid, title in zip(grids, titles):
+        picture = Image.new("RGB", (grid.shape[1] + 8, height + 16), "white")
+        picture.paste(Image.fromarray(np.asarray(grid, np.uint8)), (4, 16))
+        ImageDraw.Draw(picture).text((4, 2), title, fill="black")
+        columns.append(np.asarray(picture))
+    return np.concatenate(columns, axis=1)
+
+
+def load_png(path: str) -> np.ndarray:
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"))

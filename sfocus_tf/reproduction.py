@@ -1,10 +1,12 @@
-"""Baseline against SFOCUS with identical recipes over K seeds (``sfocus-reproduce``).
+"""Named SFOCUS readings against the baseline, identical recipes, K seeds (``sfocus-reproduce``).
 
 Each (arm, seed) run is an ordinary ``train_and_evaluate`` run in
-``workdir/<arm>/seed-<s>/``; finished runs are not redone, so a study resumes. The
-table (``results.md``, ``results.json``) gives per arm the mean and standard
-deviation over seeds of test accuracy, attention overlap and consistency, and
-training time, plus the paired difference SFOCUS - baseline.
+``workdir/<arm>/seed-<s>/``; finished runs (a ``metrics.json``) are not redone, so a
+study resumes, and a study whose small metrics files are committed reruns nothing.
+The table (``results.md``, ``results.json``) gives per arm the mean and standard
+deviation over seeds of test accuracy, the accuracy difference to the baseline paired
+by seed, attention overlap, consistency, the shares of empty maps, localisation where
+the data has boxes, and training time.
 """
 
 from __future__ import annotations
@@ -13,37 +15,98 @@ import os
 
 import numpy as np
 
+from sfocus_tf import data, overlays
 from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
 
 # Recipes: the dataset presets' schedules, with the backbones of the paper's setting
-# where one applies. ``fashion_mnist_cpu`` is sized for 2 CPU cores (< 2 h, 3 seeds).
+# where one applies. ``fashion_mnist_cpu`` is sized for 2 CPU cores (< 2 h, 3 seeds);
+# ``fashion_mnist_study`` (one pass over the training set, ~2 min a run) for grids of
+# readings.
 PRESETS = {
     "fashion_mnist_cpu": TrainConfig(dataset="fashion_mnist", model="resnet8", epochs=4,
                                      learning_rate=0.1, schedule="cosine"),
+    "fashion_mnist_study": TrainConfig(dataset="fashion_mnist", model="resnet8", epochs=2,
+                                       steps_per_epoch=234, learning_rate=0.1,
+                                       schedule="cosine"),
+    # Localisation: 56x56 canvases, 4 x 234 steps (two passes), ~10 min a run on 2 cores.
+    "fashion_mnist_cluttered_study": TrainConfig(
+        dataset="fashion_mnist_cluttered", model="resnet8", epochs=4, steps_per_epoch=234,
+        learning_rate=0.1, schedule="cosine"),
     "cifar100": TrainConfig(dataset="cifar100", model="resnet18_cifar"),
     "caltech256": TrainConfig(dataset="caltech256", model="resnet50"),
     "cub200": TrainConfig(dataset="caltech_birds2011", model="resnet50"),
     "imagenet": TrainConfig(dataset="imagenet2012", model="resnet50"),
     "voc2012": TrainConfig(dataset="voc/2012", model="resnet50"),
 }
-ARMS = {"baseline": SFocusConfig().baseline(), "sfocus": SFocusConfig()}
+
+# The reading the project started from (Grad-CAM of the logit, mean gradient weights,
+# second order, relu maps, unit weights, no warm-up). Arms are written as changes to
+# it, so that they keep their meaning when SFocusConfig's defaults change.
+INITIAL = SFocusConfig(class_score="logit", gradcam_weights="mean", second_order=True,
+                       map_activation="relu", w_as_last=1.0, w_as_in=1.0, w_ac=1.0,
+                       warmup_steps=0, ramp_steps=0)
+ARMS = {
+    "baseline": INITIAL.baseline(),
+    "initial_default": INITIAL,
+    "first_order": INITIAL.replace(second_order=False),
+    "relu_mean": INITIAL.replace(gradcam_weights="relu_mean"),
+    # The public re-implementations' reading: positive-gradient weights, held constant.
+    "public_reading": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
+    "no_consistency": INITIAL.replace(w_ac=0.0),
+    "weights_0.1": INITIAL.replace(w_as_last=0.1, w_as_in=0.1, w_ac=0.1),
+    "warmup": INITIAL,  # warm-up steps set from the recipe's length (warmup_arm)
+    "log_prob": INITIAL.replace(class_score="log_prob"),
+    "logit_difference": INITIAL.replace(class_score="logit_difference"),
+    "abs": INITIAL.replace(map_activation="abs"),
+    "softmax": INITIAL.replace(map_activation="softmax"),
+    # The best of the single changes on the first seed, with the warm-up added.
+    "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
+}
+WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25  # of the run's optimizer steps
+GRIDS = {
+    "default": ("baseline", "sfocus"),
+    "readings": tuple(ARMS),
+}
 REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
-            ("attention_consistency", "consistency"), ("train_seconds", "train s"))
+            ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
+            ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
+            ("pointing_game", "pointing game"), ("train_seconds", "train s"))
 
 
-def run_study(base: TrainConfig, seeds, workdir: str) -> dict:
-    """Trains every (arm, seed) not finished yet; returns the summary it writes."""
+def arm_config(arm: str, total_steps: int) -> SFocusConfig:
+    """The SFocusConfig of a named arm; ``sfocus`` is the current ``SFocusConfig()``."""
+    if arm == "sfocus":
+        return SFocusConfig()
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; valid arms: sfocus, {', '.join(ARMS)}")
+    if arm in ("warmup", "public_warmup"):
+        return ARMS[arm].replace(warmup_steps=int(WARMUP_FRACTION * total_steps),
+                                 ramp_steps=int(RAMP_FRACTION * total_steps))
+    return ARMS[arm]
+
+
+def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
+              train: bool = True) -> dict:
+    """Trains every (arm, seed) not finished yet; returns the summary it writes.
+    ``arms`` must include ``baseline``, which every other arm is paired with.
+    ``train=False`` only tabulates the runs that are finished (a study in progress)."""
+    arms = tuple(dict.fromkeys(arms))
+    if "baseline" not in arms:
+        raise ValueError("a study needs the 'baseline' arm to pair the others with")
+    total_steps = _total_steps(base)
     runs = {}
     for seed in seeds:  # seed-major, so an interrupted study still has pairs
-        for arm, sfocus in ARMS.items():
+        for arm in arms:
+            sfocus = arm_config(arm, total_steps)
             run_dir = os.path.join(workdir, arm, f"seed-{seed}")
             metrics = read_json(os.path.join(run_dir, "metrics.json"))
-            if metrics is None:
+            if metrics is None and train:
                 metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run_dir)
-            runs.setdefault(arm, {})[seed] = metrics
+            if metrics is not None:
+                runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
     write_json(os.path.join(workdir, "results.json"), summary)
     with atomic_path(os.path.join(workdir, "results.md"), ".md") as temporary:
@@ -52,18 +115,46 @@ def run_study(base: TrainConfig, seeds, workdir: str) -> dict:
     return summary
 
 
+def _total_steps(base: TrainConfig) -> int:
+    """Optimizer steps of one run of the recipe (as ``training.make_datasets`` counts)."""
+    resolved = base.resolve()
+    steps = resolved.steps_per_epoch
+    if steps is None:
+        count = data.num_examples(resolved.dataset, data_dir=resolved.data_dir)
+        steps = max(1, (count or resolved.batch_size) // resolved.batch_size)
+    return resolved.epochs * steps
+
+
+def compare_overlays(workdir: str, arms, seed: int) -> str:
+    """``workdir/overlays-seed-<seed>.png``: each arm's final overlays of the same test
+    images (true class | confusing class, standard Grad-CAM), side by side."""
+    grids = [overlays.load_png(os.path.join(workdir, arm, f"seed-{seed}", "attention",
+                                            "final.png")) for arm in arms]
+    path = os.path.join(workdir, f"overlays-seed-{seed}.png")
+    overlays.save_png(path, overlays.side_by_side(grids, list(arms)))
+    return path
+
+
 def summarise(runs: dict, base: TrainConfig, seeds) -> dict:
+    """Per arm, statistics over the seeds it has finished; the paired difference over
+    the seeds that both it and the baseline have."""
     arms = {}
+    baseline = runs.get("baseline", {})
     for arm, by_seed in runs.items():
-        arms[arm] = {label: _mean_std([by_seed[s][key] for s in seeds])
-                     for key, label in REPORTED}
-        arms[arm]["per_seed"] = {str(s): {label: by_seed[s][key] for key, label in REPORTED}
-                                 for s in seeds}
-    paired = [runs["sfocus"][s]["test_accuracy"] - runs["baseline"][s]["test_accuracy"]
-              for s in seeds]
-    return {"config": base.to_dict(), "seeds": list(seeds), "arms": arms,
-            "accuracy_difference": _mean_std(paired),
-            "sfocus_better_in": sum(d > 0 for d in paired)}
+        done = [s for s in seeds if s in by_seed]
+        reported = [(key, label) for key, label in REPORTED
+                    if all(key in by_seed[s] for s in done)]
+        arms[arm] = {label: _mean_std([by_seed[s][key] for s in done])
+                     for key, label in reported}
+        arms[arm]["per_seed"] = {str(s): {label: by_seed[s][key] for key, label in reported}
+                                 for s in done}
+        pairs = [s for s in done if s in baseline]
+        if arm != "baseline" and pairs:
+            paired = [by_seed[s]["test_accuracy"] - baseline[s]["test_accuracy"]
+                      for s in pairs]
+            arms[arm]["accuracy_difference"] = _mean_std(paired)
+            arms[arm]["better_than_baseline_in"] = int(sum(d > 0 for d in paired))
+    return {"config": base.to_dict(), "seeds": list(seeds), "arms": arms}
 
 
 def _mean_std(values):
@@ -73,15 +164,22 @@ def _mean_std(values):
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| arm | " + " | ".join(label for _, label in REPORTED) + " |",
-             "|---|" + "---|" * len(REPORTED)]
+    labels = [label for _, label in REPORTED
+              if any(label in stats for stats in summary["arms"].values())]
+    lines = ["| arm | seeds | accuracy − baseline (paired) | " + " | ".join(labels) + " |",
+             "|---|---|---|" + "---|" * len(labels)]
     for arm, stats in summary["arms"].items():
-        cells = [_cell(stats[label], label) for _, label in REPORTED]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    diff = summary["accuracy_difference"]
-    lines += ["", f"SFOCUS - baseline test accuracy, paired by seed: "
-                  f"{100 * diff['mean']:+.2f} ± {100 * diff['std']:.2f} points "
-                  f"(SFOCUS higher in {summary['sfocus_better_in']} of {diff['n']} seeds)."]
+        diff = stats.get("accuracy_difference")
+        paired = "" if diff is None else (
+            f"{100 * diff['mean']:+.2f} ± {100 * diff['std']:.2f} "
+            f"({stats['better_than_baseline_in']}/{diff['n']} better)")
+        cells = [_cell(stats[label], label) if label in stats else "" for label in labels]
+        seeds_done = len(stats["per_seed"])
+        lines.append(f"| {arm} | {seeds_done} | {paired} | " + " | ".join(cells) + " |")
+    lines += ["", f"Mean ± standard deviation over the finished runs of seeds "
+                  f"{summary['seeds']}; the paired column is "
+                  "the arm's test accuracy minus the baseline's with the same seed, in "
+                  "points, and in how many seeds the arm was higher."]
     return "\n".join(lines) + "\n"
 
 
@@ -90,4 +188,4 @@ def _cell(stats, label):
         return f"{stats['mean']:.0f} ± {stats['std']:.0f}"
     if label == "accuracy":
         return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}"
-    return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"

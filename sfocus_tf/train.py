@@ -53,6 +53,8 @@ for _field in dataclasses.fields(SFocusConfig):
         flags.DEFINE_enum(_field.name, _field.default, CHOICES[_field.name], _help)
     elif isinstance(_field.default, bool):
         flags.DEFINE_bool(_field.name, _field.default, _help)
+    elif isinstance(_field.default, int):
+        flags.DEFINE_integer(_field.name, _field.default, _help)
     else:
         flags.DEFINE_float(_field.name, _field.default, _help)
 

@@ -170,9 +170,10 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
                       verbose=1 if sys.stdout.isatty() else 2)
         else:
             backup.restore(model)  # already trained: evaluate the final weights
+            overlay_callback.set_model(model)  # fit() did not run to set it
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        metrics = evaluation.evaluate(model, test, config.eval_steps)
+        metrics = evaluation.evaluate(model, test, config.eval_steps, _boxed_test_set(config))
     metrics.update(epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                    resumed_from_epoch=resumed_from, replicas=strategy.num_replicas_in_sync,
                    train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
@@ -181,6 +182,15 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
     overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
     write_json(os.path.join(out, "metrics.json"), metrics)
     return model, metrics
+
+
+def _boxed_test_set(config: TrainConfig):
+    """The test batches with their boxes, for localisation metrics; None without boxes
+    (``fit`` would read boxes as sample weights, so validation never gets them)."""
+    if not config.preset().has_boxes:
+        return None
+    return data.load(config.dataset, None, config.batch_size, training=False,
+                     data_dir=config.data_dir, image_size=config.image_size, with_boxes=True)
 
 
 def weights_checksum(model) -> str:

@@ -1,4 +1,4 @@
-"""Independent NumPy versions of the SFOCUS formulas (SPEC.md), for tests."""
+"""Independent NumPy versions of the SFOCUS formulas (docs/method.md), for tests."""
 
 import numpy as np
 
@@ -51,9 +51,35 @@ def normalize(a, method="max"):
     return (a - low) / (peak - low + EPS)
 
 
-def gradcam(features, gradients, weighting="mean"):
-    """features, gradients: [B, h, w, k] -> relu(sum_k mean_ij(g) F) [B, h, w]."""
+def activate(pre, activation="relu"):
+    """[B, h, w] weighted sums -> maps: relu, abs, or softmax over the h*w positions
+    of h*w times the sum."""
+    if activation == "relu":
+        return np.maximum(pre, 0)
+    if activation == "abs":
+        return np.abs(pre)
+    batch, height, width = pre.shape
+    flat = pre.reshape(batch, -1) * height * width
+    flat = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return (flat / flat.sum(axis=1, keepdims=True)).reshape(pre.shape)
+
+
+def gradcam(features, gradients, weighting="mean", activation="relu"):
+    """features, gradients: [B, h, w, k] -> act(sum_k mean_ij(g) F) [B, h, w]."""
     if weighting == "relu_mean":
         gradients = np.maximum(gradients, 0)
     alpha = gradients.mean(axis=(1, 2))
-    return np.maximum((features * alpha[:, None, None, :]).sum(-1), 0)
+    return activate((features * alpha[:, None, None, :]).sum(-1), activation)
+
+
+def empty(maps, normalize="max"):
+    """1 where a normalised map marks no position (raw peak <= EPS)."""
+    threshold = EPS if normalize == "none" else 0.5
+    return (maps.reshape(len(maps), -1).max(axis=1) <= threshold).astype(float)
+
+
+def attention_scale(step, warmup, ramp):
+    """Weight factor at 0-based optimizer step ``step``."""
+    if ramp == 0:
+        return float(step >= warmup)
+    return min(max((step - warmup + 1) / ramp, 0.0), 1.0)

@@ -26,7 +26,9 @@ def test_energy_and_pointing_game():
     masks = np.zeros((3, 4, 4), bool)
     masks[:, :2, :2] = True
     np.testing.assert_allclose(evaluation.energy_inside(maps, masks), [0.75, 0.0, 0.0])
-    np.testing.assert_array_equal(evaluation.pointing_game(maps, masks), [1.0, 0.0, 1.0])
+    # the third map is zero everywhere: argmax says pixel (0, 0), inside the box, but an
+    # empty map points nowhere and scores a miss
+    np.testing.assert_array_equal(evaluation.pointing_game(maps, masks), [1.0, 0.0, 0.0])
 
 
 def test_average_precision_matches_scikit_learn(rng):
@@ -40,10 +42,19 @@ def test_average_precision_matches_scikit_learn(rng):
     assert evaluation.mean_average_precision(scores, labels) == pytest.approx(expected)
 
 
-def test_empty_share():
-    maps = np.zeros((4, 3, 3))
-    maps[0, 1, 1], maps[1, 0, 2] = 1.0, 1e-3
-    assert evaluation.empty_share(maps) == 0.5
+def test_attention_summary_reports_empty_maps_and_boxes():
+    maps = np.zeros((4, 2, 2))
+    maps[0, 0, 0], maps[1, 1, 1] = 1.0, 1.0
+    arrays = {"overlap": np.array([0.1, 0.3, 0.0, 0.0]), "consistency": np.ones(4),
+              "empty_target": np.array([0.0, 0.0, 1.0, 1.0]),
+              "empty_confusing": np.array([1.0, 0.0, 0.0, 0.0]),
+              "target_last": maps, "image_hw": (2, 2),
+              "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1))}
+    summary = evaluation.attention_summary(arrays)
+    assert summary["empty_target_map"] == 0.5 and summary["empty_confusing_map"] == 0.25
+    assert summary["attention_overlap"] == pytest.approx(0.1)
+    assert summary["pointing_game"] == 0.25  # only map 0 peaks in its box; 2, 3 are empty
+    assert summary["energy_inside_box"] == 0.25
 
 
 def test_top_k_accuracy(rng):

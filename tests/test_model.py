@@ -131,11 +131,12 @@ def test_objective_adds_weight_decay_and_weights(rng):
 def test_training_computes_only_the_weighted_terms(rng):
     images, labels = batch(rng)
     model = SFocusModel(tiny_backbone(), 5, SFocusConfig(as_layers="last", w_ac=0.0))
-    assert set(model.objective(images, labels, training=True)) == {"ce", "as_last", "loss",
-                                                                    "logits"}
+    assert set(model.objective(images, labels, training=True)) == {
+        "ce", "as_last", "loss", "logits", "empty_target", "empty_confusing"}
     # Consistency needs the last layer's target map for its mask, not its separability.
     model = SFocusModel(tiny_backbone(), 5, SFocusConfig(w_as_last=0.0, w_as_in=0.0))
-    assert set(model.objective(images, labels, training=True)) == {"ce", "ac", "loss", "logits"}
+    assert set(model.objective(images, labels, training=True)) == {
+        "ce", "ac", "loss", "logits", "empty_target"}
     # Evaluation reports every term as a metric, weighted or not.
     assert {"as_inner", "ac"} <= set(model.objective(images, labels, training=False))
 

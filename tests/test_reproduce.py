@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf.reproduction import run_study
+from sfocus_tf.config import SFocusConfig
+from sfocus_tf.reproduction import ARMS, arm_config, compare_overlays, run_study
 from sfocus_tf.train_config import TrainConfig
 
 
@@ -26,10 +27,61 @@ def test_study_trains_both_arms_per_seed_and_summarises(tmp_path):
         assert stats["std"] == pytest.approx(np.std(accuracies, ddof=1))
     differences = [per_run[("sfocus", s)]["test_accuracy"]
                    - per_run[("baseline", s)]["test_accuracy"] for s in (0, 1)]
-    assert summary["accuracy_difference"]["mean"] == pytest.approx(np.mean(differences))
+    paired = summary["arms"]["sfocus"]["accuracy_difference"]
+    assert paired["mean"] == pytest.approx(np.mean(differences))
+    assert summary["arms"]["sfocus"]["better_than_baseline_in"] == sum(d > 0 for d in differences)
+    empty = [per_run[("sfocus", s)]["empty_confusing_map"] for s in (0, 1)]
+    assert summary["arms"]["sfocus"]["empty C"]["mean"] == pytest.approx(np.mean(empty))
     table = (workdir / "results.md").read_text()
-    assert "| baseline |" in table and "| sfocus |" in table and "paired by seed" in table
+    assert "| baseline |" in table and "| sfocus |" in table and "same seed" in table
     # A second call finds every run finished and trains nothing.
     mtime = (workdir / "sfocus" / "seed-0" / "metrics.json").stat().st_mtime
     assert run_study(base, [0, 1], str(workdir)) == summary
     assert (workdir / "sfocus" / "seed-0" / "metrics.json").stat().st_mtime == mtime
+
+
+def test_named_arms_and_the_warmup_arm():
+    assert arm_config("sfocus", 100) == SFocusConfig()
+    assert not arm_config("baseline", 100).uses_attention
+    public = arm_config("public_reading", 100)
+    assert (public.second_order, public.gradcam_weights) == (False, "relu_mean")
+    warm = arm_config("warmup", 400)
+    assert (warm.warmup_steps, warm.ramp_steps) == (100, 100)
+    # arms are changes to the initial reading: they do not move with the defaults
+    assert arm_config("initial_default", 1).replace(w_ac=0.0) == ARMS["no_consistency"]
+    with pytest.raises(ValueError, match="unknown arm 'nope'; valid arms: sfocus, baseline"):
+        arm_config("nope", 1)
+
+
+def test_a_study_needs_the_baseline(tmp_path):
+    with pytest.raises(ValueError, match="baseline"):
+        run_study(TrainConfig(), [0], str(tmp_path), arms=("sfocus",))
+
+
+def test_compare_overlays_puts_arms_side_by_side(tmp_path):
+    from PIL import Image
+    for arm, shade in (("baseline", 0), ("sfocus", 200)):
+        folder = tmp_path / arm / "seed-3" / "attention"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (30, 20), (shade, shade, shade)).save(folder / "final.png")
+    path = compare_overlays(str(tmp_path), ["baseline", "sfocus"], 3)
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    assert picture.shape == (20 + 16, 2 * (30 + 8), 3)
+    assert picture[30, 10].tolist() == [0, 0, 0] and picture[30, 38 + 10].tolist() == [200] * 3
+
+
+def test_summary_of_a_study_in_progress_uses_the_finished_runs():
+    def run(accuracy):
+        return {"test_accuracy": accuracy, "attention_overlap": 0.5,
+                "attention_consistency": 0.5, "empty_target_map": 0.0,
+                "empty_confusing_map": 0.0, "train_seconds": 1.0}
+    runs = {"baseline": {0: run(0.80), 1: run(0.82)},
+            "a": {0: run(0.83), 1: run(0.81)},
+            "b": {1: run(0.90)}}  # seed 0 not finished yet
+    from sfocus_tf.reproduction import markdown, summarise
+    summary = summarise(runs, TrainConfig(), [0, 1])
+    assert summary["arms"]["a"]["accuracy_difference"]["mean"] == pytest.approx(0.01)
+    assert summary["arms"]["a"]["better_than_baseline_in"] == 1
+    assert summary["arms"]["b"]["accuracy_difference"] == {"mean": pytest.approx(0.08),
+                                                           "std": 0.0, "n": 1}
+    assert "| b | 1 | +8.00 ± 0.00 (1/1 better) |" in markdown(summary)

@@ -67,6 +67,22 @@ def test_restart_resumes_and_keeps_finished_epochs(tmp_path):
     assert read_json(os.path.join(workdir, "backup", "latest.json"))["global_step"] == 6
 
 
+def test_killed_after_training_before_metrics_finishes_on_restart(tmp_path):
+    """Training done, metrics.json not yet written: the restart trains nothing and
+    still writes the overlays and metrics of the final weights."""
+    config = TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 40),
+                         epochs=1, **TINY)
+    workdir = tmp_path / "run"
+    first = train_and_evaluate(config, str(workdir))
+    (workdir / "metrics.json").unlink()
+    (workdir / "attention" / "final.png").unlink()
+    again = train_and_evaluate(config, str(workdir))
+    assert again["resumed_from_epoch"] == 1
+    assert again["weights_checksum"] == first["weights_checksum"]
+    assert again["test_accuracy"] == pytest.approx(first["test_accuracy"])
+    assert (workdir / "attention" / "final.png").stat().st_size > 0
+
+
 def run_cli(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
                           capture_output=True, text=True, **kwargs)

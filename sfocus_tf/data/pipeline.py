@@ -7,7 +7,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from sfocus_tf.data import fashion_mnist, image_folder, tfds_sources
+from sfocus_tf.data import cluttered, fashion_mnist, image_folder, tfds_sources
 from sfocus_tf.data.augment import pad_crop_flip, random_resized_crop_flip
 from sfocus_tf.data.preprocess import eval_transform, normalize, resize_to
 from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset, lookup
@@ -35,6 +35,8 @@ def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle,
                                          seed=seed, with_boxes=with_boxes, download=download)
     if preset.source == "fashion_mnist":
         return fashion_mnist.make_dataset(split, data_dir)
+    if preset.source == "fashion_mnist_cluttered":
+        return cluttered.make_dataset(split, data_dir, with_boxes)
     if data_dir is None:
         raise ValueError(f"{preset.name}: data_dir must be the image folder's root")
     return image_folder.make_dataset(data_dir, split, channels=preset.image_size[-1],
@@ -95,7 +97,9 @@ def _batch_then_transform(dataset, preset, *, training, seed, batch_size, drop_r
             lambda batch, batch_seed: (_augment_batch(batch["image"], batch_seed, preset),
                                        batch["label"]),
             num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.map(lambda batch: (eval_transform(batch["image"], preset)[0], batch["label"]),
+    # no crop at evaluation for these presets: boxes pass through unchanged
+    return dataset.map(lambda batch: _as_tuple(batch, eval_transform(batch["image"], preset)[0],
+                                               batch.get("boxes")),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -154,7 +158,7 @@ def num_examples(name: str, split: str | None = None, *, data_dir: str | None = 
     split = split or preset.default_split(training)
     if preset.source == "tfds":
         return tfds_sources.count_examples(preset, split, data_dir)
-    if preset.source == "fashion_mnist":
+    if preset.source in ("fashion_mnist", "fashion_mnist_cluttered"):
         return fashion_mnist.count_examples(split, data_dir)
     return image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
                                        train_per_class=train_per_class)
@@ -165,7 +169,7 @@ def class_names(name: str, *, data_dir: str | None = None) -> list[str]:
     preset = lookup(name)
     if preset.source == "tfds":
         return tfds_sources.class_names(preset, data_dir)
-    if preset.source == "fashion_mnist":
+    if preset.source in ("fashion_mnist", "fashion_mnist_cluttered"):
         return list(fashion_mnist.CLASS_NAMES)
     return image_folder.list_classes(data_dir)
 

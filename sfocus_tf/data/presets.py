@@ -10,12 +10,13 @@ RESIZED_CROP_FLIP = "random_resized_crop_flip"  # ImageNet-like: Inception crop,
 NO_AUGMENTATION = "none"
 AUGMENTATIONS = (PAD_CROP_FLIP, RESIZED_CROP_FLIP, NO_AUGMENTATION)
 
-SOURCES = ("tfds", "fashion_mnist", "image_folder")
+SOURCES = ("tfds", "fashion_mnist", "fashion_mnist_cluttered", "image_folder")
 
 # Per-channel statistics of the training sets, on the [0, 1] scale.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+CLUTTERED_MEAN, CLUTTERED_STD = (0.1257,), (0.2766,)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -60,9 +61,10 @@ class DatasetPreset:
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, "
                              f"got {self.augmentation!r}")
-        if self.has_boxes and self.augmentation != RESIZED_CROP_FLIP:
+        if self.has_boxes and self.augmentation == PAD_CROP_FLIP:
             raise ValueError(f"{self.name}: boxes need the {RESIZED_CROP_FLIP} augmentation "
-                             "(the only one that moves boxes with the image)")
+                             f"(the only one that moves boxes with the image) or "
+                             f"{NO_AUGMENTATION!r}")
         channels = self.image_size[-1]
         if len(self.mean) != channels or len(self.std) != channels:
             raise ValueError(f"{self.name}: mean and std need {channels} values")
@@ -121,6 +123,13 @@ _PRESETS = (
     _small("fashion_mnist", 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD, source="fashion_mnist",
            image_size=(28, 28, 1), pad=2, epochs=30, schedule="cosine", milestones=(),
            split_sizes=(("train", 60_000), ("test", 10_000))),
+    # Garments placed at random on a 56x56 canvas with clutter (data/cluttered.py); the
+    # placement is the variation, so no augmentation, and boxes stay exact.
+    DatasetPreset(name="fashion_mnist_cluttered", source="fashion_mnist_cluttered",
+                  num_classes=10, image_size=(56, 56, 1), augmentation=NO_AUGMENTATION,
+                  mean=CLUTTERED_MEAN, std=CLUTTERED_STD, has_boxes=True, epochs=4,
+                  schedule="cosine", milestones=(),
+                  split_sizes=(("train", 60_000), ("test", 10_000))),
     _imagenet_like("caltech101", 102, source="tfds", tfds_name="caltech101",
                    split_sizes=(("train", 3_060), ("test", 6_084))),
     _imagenet_like("caltech_birds2011", 200, source="tfds", tfds_name="caltech_birds2011",
