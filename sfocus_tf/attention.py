@@ -164,7 +164,7 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W];
     float32, or float64 for a float64 model). Called inside an outer ``GradientTape`` the maps are
     differentiable (second order when ``config.second_order``). ``reading`` (a dict of
-    ``config.MAP_FIELDS`` values) overrides how the maps are defined, e.g.
+    ``SFocusConfig`` fields) overrides how the maps are defined, e.g.
     ``config.GRADCAM_READING`` for standard Grad-CAM whatever the model trained with.
     """
     config = model.sfocus_config.replace(**(reading or {}))

@@ -21,10 +21,9 @@ _BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
              "decouple_batch_norm")
 _WEIGHTS = ("w_as_last", "w_as_in", "w_ac")
 _STEPS = ("warmup_steps", "ramp_steps")
-# The fields that define the maps themselves. Evaluation measures every model with
-# one fixed reading, GRADCAM_READING (standard Grad-CAM), so that no training reading
-# can improve its scores by redefining what a map is.
-MAP_FIELDS = ("class_score", "gradcam_weights", "map_activation", "normalize")
+# Standard Grad-CAM: the values of the fields that define what a map is. Evaluation
+# measures every model with it, so that no training reading can improve its scores by
+# redefining the map.
 GRADCAM_READING = {"class_score": "logit", "gradcam_weights": "mean",
                    "map_activation": "relu", "normalize": "max"}
 
@@ -52,8 +51,8 @@ class SFocusConfig:
     ac_clamp: bool = False
     multi_label: bool = False
     # Grad-CAM gradients taken with the last stage's BatchNorm batch statistics held
-    # constant: each example's map then depends on that example only (beyond the public
-    # the public implementations keep the coupling). Needs keras_models.BatchNorm.
+    # constant: each example's map then depends on that example only (the public
+    # implementations keep the coupling). Needs keras_models.BatchNorm.
     decouple_batch_norm: bool = False
     # Which score's gradient Grad-CAM takes: the logit shifts with anything common to
     # all logits (which the softmax ignores); the log-probability and the margin
@@ -121,11 +120,6 @@ class SFocusConfig:
     def uses_attention(self) -> bool:
         """False for the baseline: the step is then a plain Keras step."""
         return any(weight > 0 for term, weight in self.term_weights.items() if term != "ce")
-
-    @property
-    def map_reading(self) -> dict[str, str]:
-        """The fields that define what an attention map is (not how it is trained)."""
-        return {name: getattr(self, name) for name in MAP_FIELDS}
 
     def attention_scale(self, step):
         """Factor on every attention weight at optimizer step ``step`` (0-based):

@@ -73,7 +73,8 @@ def _with_caption(picture: Image.Image, left: str, right: str) -> Image.Image:
 
 
 def render(model, images, labels, class_names) -> np.ndarray:
-    """The overlay grid of ``model``'s last-layer maps for a batch."""
+    """The overlay grid of ``model``'s last-layer maps for a batch, as standard Grad-CAM
+    (the maps evaluation measures, whatever reading the model trained with)."""
     maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
     return overlay_grid(images, maps["target_last"].numpy(), maps["confusing_last"].numpy(),

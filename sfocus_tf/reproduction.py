@@ -15,11 +15,11 @@ import os
 
 import numpy as np
 
-from sfocus_tf import data, overlays
+from sfocus_tf import overlays
 from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import train_and_evaluate
+from sfocus_tf.training import steps_per_epoch, train_and_evaluate
 
 # Recipes: the dataset presets' schedules, with the backbones of the paper's setting
 # where one applies. ``fashion_mnist_cpu`` is sized for 2 CPU cores (< 2 h, 3 seeds);
@@ -57,7 +57,7 @@ ARMS = {
     "public_reading": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
     "no_consistency": INITIAL.replace(w_ac=0.0),
     "weights_0.1": INITIAL.replace(w_as_last=0.1, w_as_in=0.1, w_ac=0.1),
-    "warmup": INITIAL,  # warm-up steps set from the recipe's length (warmup_arm)
+    "warmup": INITIAL,  # its warm-up is set from the run's length: see WARMED_UP
     "log_prob": INITIAL.replace(class_score="log_prob"),
     "logit_difference": INITIAL.replace(class_score="logit_difference"),
     "abs": INITIAL.replace(map_activation="abs"),
@@ -65,7 +65,10 @@ ARMS = {
     # The best of the single changes on the first seed, with the warm-up added.
     "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
 }
-WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25  # of the run's optimizer steps
+# Arms whose attention weights are 0 for the first WARMUP_FRACTION of the run's
+# optimizer steps, then ramp up over the next RAMP_FRACTION.
+WARMED_UP = ("warmup", "public_warmup")
+WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25
 GRIDS = {
     "default": ("baseline", "sfocus"),
     "readings": tuple(ARMS),
@@ -82,7 +85,7 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
         return SFocusConfig()
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; valid arms: sfocus, {', '.join(ARMS)}")
-    if arm in ("warmup", "public_warmup"):
+    if arm in WARMED_UP:
         return ARMS[arm].replace(warmup_steps=int(WARMUP_FRACTION * total_steps),
                                  ramp_steps=int(RAMP_FRACTION * total_steps))
     return ARMS[arm]
@@ -96,7 +99,8 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     arms = tuple(dict.fromkeys(arms))
     if "baseline" not in arms:
         raise ValueError("a study needs the 'baseline' arm to pair the others with")
-    total_steps = _total_steps(base)
+    resolved = base.resolve()
+    total_steps = resolved.epochs * steps_per_epoch(resolved)
     runs = {}
     for seed in seeds:  # seed-major, so an interrupted study still has pairs
         for arm in arms:
@@ -113,16 +117,6 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
         with open(temporary, "w") as f:
             f.write(markdown(summary))
     return summary
-
-
-def _total_steps(base: TrainConfig) -> int:
-    """Optimizer steps of one run of the recipe (as ``training.make_datasets`` counts)."""
-    resolved = base.resolve()
-    steps = resolved.steps_per_epoch
-    if steps is None:
-        count = data.num_examples(resolved.dataset, data_dir=resolved.data_dir)
-        steps = max(1, (count or resolved.batch_size) // resolved.batch_size)
-    return resolved.epochs * steps
 
 
 def compare_overlays(workdir: str, arms, seed: int) -> str:

@@ -113,13 +113,17 @@ def make_datasets(config: TrainConfig):
     train = data.load(config.dataset, None, config.batch_size, training=True,
                       seed=config.seed, repeat=True, **kwargs)
     test = data.load(config.dataset, None, config.batch_size, training=False, **kwargs)
-    steps = config.steps_per_epoch
-    if steps is None:
-        count = data.num_examples(config.dataset, data_dir=config.data_dir)
-        if not count:
-            raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
-        steps = max(1, count // config.batch_size)
-    return train, test, steps
+    return train, test, steps_per_epoch(config)
+
+
+def steps_per_epoch(config: TrainConfig) -> int:
+    """``config.steps_per_epoch``, or one pass over the training set (a resolved config)."""
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch
+    count = data.num_examples(config.dataset, data_dir=config.data_dir)
+    if not count:
+        raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
+    return max(1, count // config.batch_size)
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:

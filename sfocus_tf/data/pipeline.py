@@ -12,6 +12,8 @@ from sfocus_tf.data.augment import pad_crop_flip, random_resized_crop_flip
 from sfocus_tf.data.preprocess import eval_transform, normalize, resize_to
 from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset, lookup
 
+FASHION_MNIST_SOURCES = ("fashion_mnist", "fashion_mnist_cluttered")  # the Debian files
+
 
 def get_preset(name: str, *, image_size: int | Sequence[int] | None = None,
                data_dir: str | None = None) -> DatasetPreset:
@@ -158,7 +160,7 @@ def num_examples(name: str, split: str | None = None, *, data_dir: str | None = 
     split = split or preset.default_split(training)
     if preset.source == "tfds":
         return tfds_sources.count_examples(preset, split, data_dir)
-    if preset.source in ("fashion_mnist", "fashion_mnist_cluttered"):
+    if preset.source in FASHION_MNIST_SOURCES:  # one example per garment
         return fashion_mnist.count_examples(split, data_dir)
     return image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
                                        train_per_class=train_per_class)
@@ -169,7 +171,7 @@ def class_names(name: str, *, data_dir: str | None = None) -> list[str]:
     preset = lookup(name)
     if preset.source == "tfds":
         return tfds_sources.class_names(preset, data_dir)
-    if preset.source in ("fashion_mnist", "fashion_mnist_cluttered"):
+    if preset.source in FASHION_MNIST_SOURCES:
         return list(fashion_mnist.CLASS_NAMES)
     return image_folder.list_classes(data_dir)
 
