@@ -48,7 +48,8 @@ def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path):
         assert (tmp_path / "attention" / name).stat().st_size > 0
     tags = scalar_tags(tmp_path / "tensorboard" / "train")
     assert {"epoch_loss", "epoch_ce", "epoch_as_last", "epoch_as_inner", "epoch_ac",
-            "epoch_accuracy"} <= tags
+            "epoch_accuracy", "epoch_empty_target", "epoch_empty_confusing"} <= tags
+    assert {"empty_target", "val_empty_confusing"} <= set(metrics["history"][1])
     assert "true_vs_confusing" in scalar_tags(tmp_path / "tensorboard" / "attention")
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.sfocus_config == SFocusConfig()
