@@ -15,7 +15,7 @@ CHOICES = {
     "as_layers": ("both", "last"),
     "ac_mask_source": ("last", "inner"),
     "class_score": ("logit", "log_prob", "logit_difference"),
-    "map_activation": ("relu", "abs", "softmax"),
+    "map_activation": ("softmax", "relu", "abs"),
 }
 _BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
              "decouple_batch_norm")
@@ -58,9 +58,11 @@ class SFocusConfig:
     # all logits (which the softmax ignores); the log-probability and the margin
     # over the other class (target - confusing) do not.
     class_score: str = "logit"
-    # relu keeps positive evidence only, so a map can be switched off everywhere;
-    # abs and a softmax over positions cannot be.
-    map_activation: str = "relu"
+    # relu keeps positive evidence only, so a map can be switched off everywhere, and
+    # with the other defaults it is (docs/ablation.md); abs and a softmax over
+    # positions cannot be. softmax: the study's most accurate reading that keeps its
+    # maps and separates them.
+    map_activation: str = "softmax"
     # Attention weights are 0 for the first warmup_steps optimizer steps, then grow
     # linearly to full over ramp_steps (read from the optimizer's step counter, so
     # the schedule survives save/load and resume).

@@ -9,6 +9,8 @@ from tiny import tiny_backbone
 
 
 def make_model(num_classes=5, **config):
+    """Grad-CAM proper (relu maps) unless a test asks for another activation."""
+    config.setdefault("map_activation", "relu")
     return SFocusModel(tiny_backbone(), num_classes, SFocusConfig(**config))
 
 

@@ -96,7 +96,8 @@ def test_every_reading_matches_an_independent_tape(rng, reading):
 def test_logit_difference_maps_are_disjoint_by_construction(rng):
     """With mean weights and relu, the confusing map is relu(-x) of the target's x:
     separability is 0 whatever the network; only consistency is left to train."""
-    model = SFocusModel(tiny_backbone(), 5, SFocusConfig(class_score="logit_difference"))
+    model = SFocusModel(tiny_backbone(), 5, SFocusConfig(class_score="logit_difference",
+                                                         map_activation="relu"))
     out = attention_maps(model, rng.normal(size=(4, 12, 12, 3)).astype("float32"), [0, 1, 2, 3])
     for layer in ("last", "inner"):
         both = np.minimum(out[f"target_{layer}"].numpy(), out[f"confusing_{layer}"].numpy())
@@ -193,7 +194,7 @@ def test_evaluation_measures_every_reading_with_standard_gradcam(rng):
 
 @pytest.mark.parametrize("field, value, message", [
     ("class_score", "prob", "'logit', 'log_prob', 'logit_difference'"),
-    ("map_activation", "gelu", "'relu', 'abs', 'softmax'"),
+    ("map_activation", "gelu", "'softmax', 'relu', 'abs'"),
     ("warmup_steps", -1, "integer >= 0"),
     ("ramp_steps", 2.5, "integer >= 0"),
     ("warmup_steps", True, "integer >= 0"),
