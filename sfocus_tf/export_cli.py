@@ -1,9 +1,15 @@
 """sfocus-export: a trained run as a versioned SavedModel for TensorFlow Serving.
 
     sfocus-export --workdir=runs/fmnist --export_dir=savedmodels/fashion_mnist [--version=N]
+
+Without --version, writes the next version: TF Serving loads each new version
+once and never reloads one it already serves, so a new number is how a running
+server picks up a new model.
 """
 
 from __future__ import annotations
+
+import os
 
 from absl import flags
 
@@ -15,16 +21,25 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
 flags.DEFINE_string("export_dir", None, "Model directory; versions go in <export_dir>/<N>/.")
 flags.DEFINE_integer("version", None, "Version number; default: one above the highest.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version (in one atomic swap; "
+                  "a running server keeps serving the version it loaded).")
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
+flags.DEFINE_integer("max_batch_size", 64, "Largest request (images) the signatures accept; "
+                     "larger ones are rejected with an error.")
 
 
 def _export() -> str:
     config, model = load_run(FLAGS.workdir)
-    # Only the image size and normalisation go into the graph: no need for the data.
+    # The image size, normalisation and class names go into the graph, not the data.
     preset = data.get_preset(config["dataset"], image_size=config["image_size"])
-    path = export_saved_model(model, preset, FLAGS.export_dir, FLAGS.version,
-                              FLAGS.overwrite, FLAGS.top_k)
+    class_names = data.class_names(config["dataset"], data_dir=config["data_dir"])
+    replacing = FLAGS.version is not None and os.path.exists(
+        os.path.join(FLAGS.export_dir, str(FLAGS.version)))
+    path = export_saved_model(model, preset, FLAGS.export_dir, class_names, FLAGS.version,
+                              FLAGS.overwrite, FLAGS.top_k, FLAGS.max_batch_size)
+    if replacing:
+        return (f"exported {path} (replaced in one swap; a running TF Serving keeps the "
+                "version it loaded until restarted: export a new version to roll out)")
     return f"exported {path}"
 
 
