@@ -1,16 +1,23 @@
+import errno
 import os
+import shutil
 import subprocess
 import sys
+import threading
+import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_models
 from sfocus_tf import SFocusModel, data
+from sfocus_tf import version_dirs
 from sfocus_tf.export import export_saved_model, next_version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_BATCH_SIZE = 6  # small, so that the contract check can send one image too many
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +26,16 @@ def exported(tmp_path_factory):
     preset = data.get_preset("fashion_mnist")
     model = SFocusModel(keras_models.get("resnet8", preset.image_size, 10), 10)
     root = tmp_path_factory.mktemp("export")
-    path = export_saved_model(model, preset, str(root / "fashion"))
+    names = data.class_names("fashion_mnist")
+    path = export_saved_model(model, preset, str(root / "fashion"), names,
+                              max_batch_size=MAX_BATCH_SIZE)
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     inputs = data.preprocess_for_serving(images, preset)
     cases = root / "cases.npz"
-    np.savez(cases, images=images, top_k=5,
-             probabilities=tf.nn.softmax(model(inputs)).numpy())
-    return {"model": model, "preset": preset, "path": path, "root": root, "cases": cases}
+    np.savez(cases, images=images, top_k=5, class_names=np.array(names),
+             max_batch_size=MAX_BATCH_SIZE, probabilities=tf.nn.softmax(model(inputs)).numpy())
+    return {"model": model, "preset": preset, "path": path, "root": root, "cases": cases,
+            "names": names}
 
 
 def clean_python(*args):
@@ -40,6 +50,9 @@ def test_layout_is_versioned_and_atomic(exported):
     assert exported["path"] == str(root / "1")
     assert sorted(os.listdir(root)) == ["1"]  # no temporary directory left behind
     assert (root / "1" / "saved_model.pb").exists()
+    assert (root / "1" / "assets" / "class_names.txt").read_text().splitlines() == [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+        "Bag", "Ankle boot"]
     assert oct(os.stat(root / "1").st_mode & 0o777) == "0o755"
     assert next_version(str(root)) == 2
 
@@ -77,8 +90,107 @@ def test_saved_model_cli_show_and_run(exported):
 def test_refuses_to_overwrite_unless_told(exported):
     target = str(exported["root"] / "fashion")
     with pytest.raises(FileExistsError, match="exists"):
-        export_saved_model(exported["model"], exported["preset"], target, version=1)
-    again = export_saved_model(exported["model"], exported["preset"], target, version=1,
-                               overwrite=True)
+        export(exported, target, version=1)
+    again = export(exported, target, version=1, overwrite=True)
     assert again == os.path.join(target, "1")
     assert sorted(os.listdir(target)) == ["1"]
+
+
+def export(exported, export_dir, class_names=None, **kwargs):
+    return export_saved_model(exported["model"], exported["preset"], str(export_dir),
+                              class_names or exported["names"], **kwargs)
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    (first / "name").write_text("first"), (second / "name").write_text("second")
+    try:
+        version_dirs.exchange(str(first), str(second))
+    except OSError as error:  # not Linux >= 3.15 with glibc >= 2.28, or no file system support
+        pytest.skip(f"no RENAME_EXCHANGE here: {error}")
+    assert (first / "name").read_text() == "second"
+    assert (second / "name").read_text() == "first"
+
+
+class Watcher(threading.Thread):
+    """Polls a file while an export runs; counts the polls that do not find it."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path, self.polls, self.misses, self.done = path, 0, 0, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            self.polls += 1
+            self.misses += not os.path.isfile(self.path)
+            time.sleep(1e-4)  # leaves the export most of the interpreter
+
+
+def test_overwrite_swaps_the_version_without_a_gap(exported, tmp_path, monkeypatch):
+    model_file = tmp_path / "1" / "saved_model.pb"
+    assert export(exported, tmp_path, top_k=2) == str(tmp_path / "1")
+    old = model_file.read_bytes()
+    calls = []  # every folder operation, and whether the version was there after it
+
+    def watched(function):
+        def call(*args, **kwargs):
+            result = function(*args, **kwargs)
+            calls.append((function.__name__, args[:2], model_file.is_file()))
+            return result
+        return call
+
+    for module, name in ((os, "rename"), (os, "replace"), (shutil, "rmtree"),
+                         (version_dirs, "exchange")):
+        monkeypatch.setattr(module, name, watched(getattr(module, name)))
+    watcher = Watcher(model_file)
+    watcher.start()
+    try:
+        export(exported, tmp_path, version=1, overwrite=True, top_k=3)
+    finally:
+        watcher.done.set()
+        watcher.join()
+    assert all(present for *_, present in calls), calls
+    assert watcher.polls > 0 and watcher.misses == 0, (watcher.polls, watcher.misses)
+    assert any(name == "exchange" and args[1] == str(tmp_path / "1")
+               for name, args, _ in calls), calls
+    assert model_file.read_bytes() != old  # the new graph (top 3) is in place
+    assert sorted(os.listdir(tmp_path)) == ["1"]  # the old one is gone, no temporary left
+    assert export(exported, tmp_path) == str(tmp_path / "2")  # the default: a new version
+
+
+def test_overwrite_is_refused_where_folders_cannot_be_swapped(exported, tmp_path, monkeypatch):
+    export(exported, tmp_path)
+    inode = os.stat(tmp_path / "1").st_ino
+
+    def no_swap(first, second):
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), second)
+
+    monkeypatch.setattr(version_dirs, "exchange", no_swap)
+    with pytest.raises(FileExistsError, match="export a new version instead"):
+        export(exported, tmp_path, version=1, overwrite=True)
+    assert os.stat(tmp_path / "1").st_ino == inode
+    assert sorted(os.listdir(tmp_path)) == ["1"]
+
+
+def test_a_failed_export_leaves_no_version_behind(exported, tmp_path, monkeypatch):
+    def half_written(archive, path, **kwargs):
+        assert os.path.basename(path).startswith("."), path  # hidden from TF Serving
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"half a model")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        export(exported, tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("names, message", [
+    (["a", "b"], "2 class names for a model with 10 classes"),
+    ([f"class {i}" for i in range(9)] + ["two\nlines"], "non-empty single lines"),
+])
+def test_class_names_must_fit_the_model(exported, tmp_path, names, message):
+    with pytest.raises(ValueError, match=message):
+        export(exported, tmp_path, class_names=names)
+    assert os.listdir(tmp_path) == []
