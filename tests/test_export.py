@@ -194,3 +194,28 @@ def test_class_names_must_fit_the_model(exported, tmp_path, names, message):
     with pytest.raises(ValueError, match=message):
         export(exported, tmp_path, class_names=names)
     assert os.listdir(tmp_path) == []
+
+
+def test_cli_exports_next_version_with_the_flags(exported, tmp_path):
+    """sfocus-export: the run's class names and --max_batch_size reach the SavedModel;
+    --overwrite of an existing version says the running server keeps the old one."""
+    run = tmp_path / "run"
+    run.mkdir()
+    exported["model"].save(run / "model.keras")
+    (run / "config.json").write_text(
+        '{"dataset": "fashion_mnist", "image_size": null, "data_dir": null}')
+    export_dir = tmp_path / "models"
+    export(exported, export_dir)  # version 1, to be replaced
+    result = subprocess.run(
+        [sys.executable, "-m", "sfocus_tf.export_cli", f"--workdir={run}",
+         f"--export_dir={export_dir}", "--version=1", "--overwrite", "--max_batch_size=2"],
+        capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"exported {export_dir / '1'} (replaced in one swap; a "
+                                    "running TF Serving keeps the version it loaded"), \
+        result.stdout
+    loaded = tf.saved_model.load(str(export_dir / "1"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"at most 2 images.*\[3\]"):
+        loaded.signatures["serving_default"](images=tf.zeros([3, 28, 28, 1], tf.uint8))
+    names = loaded.signatures["serving_default"](images=tf.zeros([2, 28, 28, 1], tf.uint8))
+    assert set(names["class_names"].numpy().ravel()) <= {n.encode() for n in exported["names"]}
