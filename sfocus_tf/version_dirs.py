@@ -68,11 +68,17 @@ def exchange(first: str, second: str) -> None:
     _rename(first, second, _RENAME_EXCHANGE)
 
 
-def _refusal(target: str, error: OSError) -> AtomicSwapUnsupported:
-    return AtomicSwapUnsupported(
-        f"cannot replace {target} without a moment where it is missing ({error.strerror}: "
-        "this system has no atomic folder swap); export a new version instead (leave out "
-        "--version)")
+def _swap_or_refuse(first: str, second: str, target: str) -> None:
+    """``exchange``; where the system cannot do it, the refusal to overwrite ``target``."""
+    try:
+        exchange(first, second)
+    except OSError as error:
+        if error.errno in _UNSUPPORTED:
+            raise AtomicSwapUnsupported(
+                f"cannot replace {target} without a moment where it is missing "
+                f"({error.strerror}: this system has no atomic folder swap); export a new "
+                "version instead (leave out --version)") from None
+        raise
 
 
 def check_swap_supported(export_dir: str, target: str) -> None:
@@ -80,12 +86,7 @@ def check_swap_supported(export_dir: str, target: str) -> None:
     with tempfile.TemporaryDirectory(dir=export_dir, prefix=".swap-check-") as scratch:
         first, second = os.path.join(scratch, "a"), os.path.join(scratch, "b")
         os.mkdir(first), os.mkdir(second)
-        try:
-            exchange(first, second)
-        except OSError as error:
-            if error.errno in _UNSUPPORTED:
-                raise _refusal(target, error) from None
-            raise
+        _swap_or_refuse(first, second, target)
 
 
 def _fsync(path: str) -> None:
@@ -106,16 +107,13 @@ def _fsync_tree(root: str) -> None:
 
 def _publish_new(staged: str, target: str) -> None:
     try:
-        _rename(staged, target, _RENAME_NOREPLACE)
-        return
-    except FileExistsError:
-        raise FileExistsError(f"{target} appeared during the export (another export?); "
-                              "nothing was replaced") from None
-    except OSError as error:
-        if error.errno not in _UNSUPPORTED:
-            raise
-    try:  # rename(2) never replaces a non-empty folder, and a version is never empty
-        os.rename(staged, target)
+        try:
+            _rename(staged, target, _RENAME_NOREPLACE)
+        except OSError as error:
+            if error.errno not in _UNSUPPORTED:
+                raise
+            # rename(2) never replaces a non-empty folder, and a version is never empty.
+            os.rename(staged, target)
     except OSError as error:
         if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
             raise FileExistsError(f"{target} appeared during the export (another export?); "
@@ -124,12 +122,7 @@ def _publish_new(staged: str, target: str) -> None:
 
 
 def _publish_swap(staged: str, target: str) -> None:
-    try:
-        exchange(staged, target)
-    except OSError as error:
-        if error.errno in _UNSUPPORTED:
-            raise _refusal(target, error) from None
-        raise
+    _swap_or_refuse(staged, target, target)
     shutil.rmtree(staged)  # now the old version
 
 

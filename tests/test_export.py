@@ -219,3 +219,15 @@ def test_cli_exports_next_version_with_the_flags(exported, tmp_path):
         loaded.signatures["serving_default"](images=tf.zeros([3, 28, 28, 1], tf.uint8))
     names = loaded.signatures["serving_default"](images=tf.zeros([2, 28, 28, 1], tf.uint8))
     assert set(names["class_names"].numpy().ravel()) <= {n.encode() for n in exported["names"]}
+
+
+def test_a_version_that_appears_during_the_export_is_not_replaced(tmp_path):
+    """Two exports racing for the same number: the second fails, the first stays."""
+    with pytest.raises(FileExistsError, match="appeared during the export"):
+        with version_dirs.staged_version(str(tmp_path), 1, overwrite=False) as staged:
+            with open(os.path.join(staged, "saved_model.pb"), "w") as f:
+                f.write("ours")
+            (tmp_path / "1").mkdir()
+            (tmp_path / "1" / "saved_model.pb").write_text("theirs")
+    assert (tmp_path / "1" / "saved_model.pb").read_text() == "theirs"
+    assert os.listdir(tmp_path) == ["1"]
