@@ -63,10 +63,10 @@ def tf_config() -> tuple[dict, str, int]:
     if task_type not in cluster:
         raise ValueError(f"TF_CONFIG task type {task_type!r} is not in its cluster "
                          f"({', '.join(cluster)})")
-    if not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
+    if not str(index).isdigit() or not int(index) < len(cluster[task_type]):  # TF takes "1"
         raise ValueError(f"TF_CONFIG task index {index!r} is out of range: the cluster has "
                          f"{len(cluster[task_type])} {task_type} task(s)")
-    return cluster, task_type, index
+    return cluster, task_type, int(index)
 
 
 def uses_tf_config(strategy: tf.distribute.Strategy) -> bool:

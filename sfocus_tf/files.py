@@ -57,7 +57,9 @@ def os_errors(path: str):
     try:
         yield
     except tf.errors.OpError as error:
-        raise OSError(_ERRNO.get(type(error), errno.EIO), error.message, str(path)) from error
+        head, _, reason = error.message.rpartition("; ")  # often "<path>; <reason>"
+        reason = reason if head == str(path) else error.message
+        raise OSError(_ERRNO.get(type(error), errno.EIO), reason, str(path)) from error
     except OSError as error:
         if error.filename is not None:
             raise
