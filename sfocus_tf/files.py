@@ -99,7 +99,7 @@ def atomic_path(path: str, suffix: str = ""):
             yield temporary
             _fsync(temporary)
             os.replace(temporary, path)
-            _fsync(directory)
+            _fsync(directory, folder=True)
         return
     with os_errors(path), _local_temporary(tempfile.gettempdir(), suffix) as temporary:
         yield temporary
@@ -135,11 +135,16 @@ def _temporary_name(suffix: str) -> str:
     return f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{suffix}"
 
 
-def _fsync(path: str) -> None:
+def _fsync(path: str, folder: bool = False) -> None:
     """Flushes a file's (or a folder's entries') data to the disk."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
+    except OSError as error:
+        # Some file systems (FUSE mounts, some NFS) cannot sync a folder: the file
+        # itself is on disk already, so that is no reason to fail the write.
+        if not folder or error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(descriptor)
 
