@@ -148,7 +148,12 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
     config = TrainConfig(dataset="fashion_mnist", data_dir=data_dir, model="resnet8",
                          batch_size=8, steps_per_epoch=3, eval_steps=1, attention_images=2,
                          backup_every_steps=2, epochs=1)
+    leftover = f"{workdir}/backup/.tmp-0a1b2c3d.weights.h5"  # of a killed earlier run
+    files.makedirs(f"{workdir}/backup")
+    with tf.io.gfile.GFile(leftover, "w") as f:
+        f.write("half a backup")
     metrics = train_and_evaluate(config, workdir)
+    assert not files.exists(leftover)
     found = {path[len(workdir) + 1:] for path in tf.io.gfile.glob(f"{workdir}/*") +
              tf.io.gfile.glob(f"{workdir}/*/*") + tf.io.gfile.glob(f"{workdir}/*/*/*")}
     assert {"config.json", "metrics.json", "model.keras", "backup/latest.json",
