@@ -34,11 +34,15 @@ TEMPORARY_PREFIX = ".tmp-"
 _TEMPORARY_NAME = re.compile(r"^\.tmp-[a-z0-9_]{8}(\.[A-Za-z0-9_.]+)?$")
 
 # tf.io.gfile raises tf.errors.*; callers get the OSError a local file would give.
-_ERRNO = {tf.errors.NotFoundError: errno.ENOENT, tf.errors.PermissionDeniedError: errno.EACCES,
-          tf.errors.AlreadyExistsError: errno.EEXIST, tf.errors.ResourceExhaustedError:
-          errno.ENOSPC, tf.errors.FailedPreconditionError: errno.ENOTDIR,
-          tf.errors.UnimplementedError: errno.EINVAL, tf.errors.InvalidArgumentError:
-          errno.EINVAL}
+_ERRNO = {
+    tf.errors.NotFoundError: errno.ENOENT,
+    tf.errors.PermissionDeniedError: errno.EACCES,
+    tf.errors.AlreadyExistsError: errno.EEXIST,
+    tf.errors.ResourceExhaustedError: errno.ENOSPC,
+    tf.errors.FailedPreconditionError: errno.ENOTDIR,  # e.g. "... is not a directory"
+    tf.errors.UnimplementedError: errno.EINVAL,  # e.g. an unknown file system scheme
+    tf.errors.InvalidArgumentError: errno.EINVAL,
+}
 
 
 def is_local(path: str) -> bool:
@@ -52,8 +56,8 @@ def join(*parts: str) -> str:
 
 @contextlib.contextmanager
 def os_errors(path: str):
-    """Turns ``tf.io.gfile`` errors, and OSErrors that name no file (a failed write),
-    into an ``OSError`` naming ``path``."""
+    """Turns ``tf.io.gfile`` errors, and OSErrors that name no file (a failed write)
+    or only our temporary one, into an ``OSError`` naming ``path``."""
     try:
         yield
     except tf.errors.OpError as error:
@@ -61,7 +65,8 @@ def os_errors(path: str):
         reason = reason if head == str(path) else error.message
         raise OSError(_ERRNO.get(type(error), errno.EIO), reason, str(path)) from error
     except OSError as error:
-        if error.filename is not None:
+        named = error.filename is not None
+        if named and not _TEMPORARY_NAME.match(os.path.basename(str(error.filename))):
             raise
         raise OSError(error.errno or errno.EIO, error.strerror or str(error), str(path)) \
             from error

@@ -67,6 +67,10 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_nothing(tmp_path):
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
     assert json.loads(target.read_text()) == {"version": 1}
     assert os.listdir(tmp_path) == ["metrics.json"]
+    with pytest.raises(OSError) as caught:  # the OS names the temporary: we name the file
+        with files.atomic_path(str(target), ".json") as temporary:
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), temporary)
+    assert caught.value.filename == str(target) and caught.value.errno == errno.EDQUOT
 
 
 def test_json_has_no_bare_nan(tmp_path):
