@@ -8,9 +8,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import keras  # noqa: E402
 
+from sfocus_tf import versions  # noqa: E402
+
+versions.check("keras", keras.__version__)  # first: another Keras may fail below
+
 if keras.backend.backend() != "tensorflow":
     raise ImportError("sfocus_tf needs the TensorFlow backend of Keras "
                       f"(KERAS_BACKEND=tensorflow); got {keras.backend.backend()!r}")
+
+import tensorflow as _tf  # noqa: E402
+
+versions.check("tensorflow", _tf.__version__)
 
 from sfocus_tf import losses  # noqa: E402
 from sfocus_tf.attention import attention_maps  # noqa: E402

@@ -1,61 +1,18 @@
-"""Atomic writes, and a backup callback that lets a killed run resume.
+"""A backup callback that lets a killed run resume.
 
-Every file is written under a temporary name in its final directory and then
-renamed (``os.replace`` is atomic on POSIX), so a reader never sees half a
-file, and a run killed while writing leaves the previous version intact.
+Every file is written atomically (``sfocus_tf.files``), so a reader never sees
+half a file, and a run killed while writing leaves the previous version intact.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import tempfile
 
 import keras
 
-
-@contextlib.contextmanager
-def atomic_path(path: str, suffix: str = ""):
-    """Yields a temporary path next to ``path``; renames it onto ``path`` on success."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def write_json(path: str, value) -> None:
-    with atomic_path(path, ".json") as temporary:
-        with open(temporary, "w") as f:
-            json.dump(value, f, indent=2, sort_keys=True, default=_jsonable)
-            f.write("\n")
-
-
-def read_json(path: str, default=None):
-    if not os.path.exists(path):
-        return default
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_model(model: keras.Model, path: str) -> None:
-    """``model.save(path)`` (a ``.keras`` file), atomically."""
-    with atomic_path(path, ".keras") as temporary:
-        model.save(temporary)
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+# The file helpers moved to sfocus_tf.files; imported here under their old names.
+from sfocus_tf.files import (atomic_path, listdir, local_copy, read_json, remove,  # noqa: F401
+                             save_model, write_json)
 
 
 class BackupAndResume(keras.callbacks.Callback):
@@ -106,7 +63,8 @@ class BackupAndResume(keras.callbacks.Callback):
             return False
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(self.restore_dir, weights))
+        with local_copy(os.path.join(self.restore_dir, weights)) as path:  # h5py: local
+            model.load_weights(path)
         return True
 
     def on_train_begin(self, logs=None):
@@ -135,8 +93,8 @@ class BackupAndResume(keras.callbacks.Callback):
         self._remove_old()
 
     def _remove_old(self) -> None:
-        backups = sorted((f for f in os.listdir(self.backup_dir)
+        backups = sorted((f for f in listdir(self.backup_dir)
                           if f.startswith("ckpt-") and f.endswith(".weights.h5")),
                          key=lambda f: int(f[len("ckpt-"):-len(".weights.h5")]))
         for old in backups[:-self.keep]:  # the one just written is the newest: kept
-            os.remove(os.path.join(self.backup_dir, old))
+            remove(os.path.join(self.backup_dir, old))

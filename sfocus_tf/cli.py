@@ -13,8 +13,18 @@ class CommandError(Exception):
 
 
 # Bad input (unknown names, missing files, out-of-range values) ends in one line
-# on stderr and exit status 1, not a traceback.
+# on stderr and exit status 1, not a traceback; so does an OSError from the
+# operating system (no space left, permission denied), with the path it concerns.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CommandError)
+
+
+def error_line(error: Exception) -> str:
+    """The one line for ``error``; an OSError (a full disk, a folder that cannot be
+    written, a file system that does not exist) as ``path: reason``."""
+    if isinstance(error, OSError) and error.strerror:
+        reason = " ".join(str(error.strerror).split())
+        return f"{error.filename}: {reason}" if error.filename else reason
+    return str(error)
 
 
 def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Callable[[], None]:
@@ -29,8 +39,10 @@ def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Calla
             sys.exit(f"{prog}: error: {' and '.join(missing)} {verb} required")
         try:
             message = body()
-        except USER_ERRORS as error:
-            sys.exit(f"{prog}: error: {error}")
+        except (*USER_ERRORS, OSError) as error:
+            if not isinstance(error, USER_ERRORS) and error.errno is None:
+                raise  # an OSError not from the operating system: a bug, keep its traceback
+            sys.exit(f"{prog}: error: {error_line(error)}")
         if message:
             print(message)
 

@@ -31,9 +31,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy=multi_worker needs the TF_CONFIG environment "
-                             "variable (the cluster and this worker's task)")
+        tf_config()  # a missing or malformed TF_CONFIG: one line, before TF reads it
         patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -44,29 +42,57 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def task() -> tuple[str, int]:
-    """(task type, index) of this process from TF_CONFIG; ("worker", 0) without one."""
-    spec = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return spec.get("type", "worker"), int(spec.get("index", 0))
+def tf_config() -> tuple[dict, str, int]:
+    """``(cluster, task type, task index)`` from the TF_CONFIG environment variable,
+    checked: a ValueError naming TF_CONFIG says what is wrong."""
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("strategy=multi_worker needs the TF_CONFIG environment "
+                         "variable (the cluster and this worker's task)")
+    try:
+        spec = json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task_spec = spec.get("task") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(hosts, list) for hosts in cluster.values()):
+        raise ValueError('TF_CONFIG needs "cluster": {"worker": ["host:port", ...], ...}')
+    if not isinstance(task_spec, dict) or "type" not in task_spec or "index" not in task_spec:
+        raise ValueError('TF_CONFIG needs "task": {"type": ..., "index": ...}')
+    task_type, index = task_spec["type"], task_spec["index"]
+    if task_type not in cluster:
+        raise ValueError(f"TF_CONFIG task type {task_type!r} is not in its cluster "
+                         f"({', '.join(cluster)})")
+    if not str(index).isdigit() or not int(index) < len(cluster[task_type]):  # TF takes "1"
+        raise ValueError(f"TF_CONFIG task index {index!r} is out of range: the cluster has "
+                         f"{len(cluster[task_type])} {task_type} task(s)")
+    return cluster, task_type, int(index)
 
 
-def is_chief() -> bool:
+def uses_tf_config(strategy: tf.distribute.Strategy) -> bool:
+    """Only MultiWorkerMirroredStrategy reads TF_CONFIG: any other strategy is one
+    machine, whatever a leftover TF_CONFIG in the environment says."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """The chief writes checkpoints, logs and exports: the ``chief`` task if the
-    cluster has one, else worker 0."""
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    task_type, index = task()
+    cluster has one, else worker 0; the only process of a one-machine strategy."""
+    if not uses_tf_config(strategy):
+        return True
+    cluster, task_type, index = tf_config()
     if "chief" in cluster:
         return task_type == "chief"
     return task_type == "worker" and index == 0
 
 
-def output_dir(workdir: str) -> str:
+def output_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:
     """Where this process writes: ``workdir`` on the chief, a fresh temporary
     directory on other workers (they run the same code, so they write too, but
     nothing of theirs is kept)."""
-    if is_chief():
+    if is_chief(strategy):
         return workdir
-    task_type, index = task()
+    _, task_type, index = tf_config()
     return tempfile.mkdtemp(prefix=f"sfocus-{task_type}{index}-")
 
 

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from sfocus_tf import data, losses, overlays
 from sfocus_tf.attention import attention_maps
-from sfocus_tf.checkpointing import atomic_path, read_json, write_json
 from sfocus_tf.config import GRADCAM_READING
+from sfocus_tf.files import atomic_path, exists, local_copy, makedirs, read_json, write_json
 
 
 def attention_statistics(model, images, labels) -> dict:
@@ -210,9 +210,10 @@ def load_run(workdir: str):
     """``(config dict, model)`` of a finished training run."""
     config = read_json(os.path.join(workdir, "config.json"))
     model_path = os.path.join(workdir, "model.keras")
-    if config is None or not os.path.isfile(model_path):
+    if config is None or not exists(model_path):
         raise FileNotFoundError(f"{workdir} holds no finished run (config.json, model.keras)")
-    return config, keras.models.load_model(model_path)
+    with local_copy(model_path) as path:  # any tf.io.gfile file system
+        return config, keras.models.load_model(path)
 
 
 def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
@@ -230,7 +231,7 @@ def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None
     names = data.class_names(config["dataset"], data_dir=data_dir)
     results = summarise(arrays, preset.multi_label, names)
     results.update(dataset=config["dataset"], split=split or preset.test_split)
-    os.makedirs(output_dir, exist_ok=True)
+    makedirs(output_dir)
     write_json(os.path.join(output_dir, "eval.json"), results)
     with atomic_path(os.path.join(output_dir, "eval.md"), ".md") as temporary:
         with open(temporary, "w") as f:

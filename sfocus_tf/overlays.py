@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
-from sfocus_tf.checkpointing import atomic_path
+from sfocus_tf.files import atomic_path, local_copy
 from sfocus_tf.losses import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
@@ -100,5 +100,5 @@ def side_by_side(grids, titles) -> np.ndarray:
 
 
 def load_png(path: str) -> np.ndarray:
-    with Image.open(path) as picture:
+    with local_copy(path) as local, Image.open(local) as picture:
         return np.asarray(picture.convert("RGB"))

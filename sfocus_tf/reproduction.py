@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from sfocus_tf import overlays
-from sfocus_tf.checkpointing import atomic_path, read_json, write_json
+from sfocus_tf.files import atomic_path, read_json, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import steps_per_epoch, train_and_evaluate

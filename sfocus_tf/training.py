@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_models
-from sfocus_tf import data, distribute, evaluation, overlays
+from sfocus_tf import data, distribute, evaluation, files, overlays
 from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.model import SFocusModel
 from sfocus_tf.train_config import TrainConfig
@@ -142,7 +142,7 @@ def train(config: TrainConfig, workdir: str):
     """
     config = config.resolve()
     strategy = distribute.make_strategy(config.strategy)  # before any other TF work
-    out = distribute.output_dir(workdir)
+    out = distribute.output_dir(workdir, strategy)
     try:
         return _train_in(config, strategy, workdir, out)
     finally:
@@ -151,7 +151,7 @@ def train(config: TrainConfig, workdir: str):
 
 
 def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
-    os.makedirs(out, exist_ok=True)
+    files.prepare_output_dir(out)  # writable (else one line), no leftover temporaries
     write_json(os.path.join(out, "config.json"), config.to_dict())
     keras.utils.set_random_seed(config.seed)
     train_data, test, steps_per_epoch = make_datasets(config)

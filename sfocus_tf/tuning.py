@@ -22,7 +22,7 @@ import keras
 import keras_tuner as kt
 
 from sfocus_tf import distribute
-from sfocus_tf.checkpointing import atomic_path, write_json
+from sfocus_tf.files import atomic_path, makedirs, write_json
 from sfocus_tf.train_config import TrainConfig, config_to_flags
 from sfocus_tf.training import compiled_model, make_datasets
 
@@ -167,7 +167,7 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
     base = base.resolve()
     strategy = make_strategy(base.strategy)  # before any other TF work
-    os.makedirs(workdir, exist_ok=True)
+    makedirs(workdir)
     keras.utils.set_random_seed(base.seed)
     train, test, steps_per_epoch = make_datasets(base)
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch)

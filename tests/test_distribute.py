@@ -8,12 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
+from sfocus_tf import distribute
 from sfocus_tf.checkpointing import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,3 +149,66 @@ def test_multi_worker_killed_midway_resumes_from_the_backup(tmp_path):
     assert sorted(metrics["history"], key=int) == ["0", "1", "2"]
     final = read_json(str(latest))
     assert final["global_step"] == killed["global_step"] + (3 - killed["epoch"]) * 40
+
+
+# -- TF_CONFIG: read only by strategy=multi_worker, checked -----------------------
+
+SECOND_WORKER = {"cluster": {"worker": ["10.0.0.1:1", "10.0.0.2:1"]},
+                 "task": {"type": "worker", "index": 1}}
+
+
+def test_a_leftover_tf_config_does_not_redirect_a_one_machine_run(tmp_path, monkeypatch):
+    """Another job's TF_CONFIG left in the shell: a one-machine run still writes into
+    its workdir (not into a temporary folder deleted at the end), even if malformed."""
+    strategy = distribute.make_strategy("auto")
+    for leftover in (json.dumps(SECOND_WORKER), "{not json"):
+        monkeypatch.setenv("TF_CONFIG", leftover)
+        assert distribute.is_chief(strategy)
+        assert distribute.output_dir(str(tmp_path), strategy) == str(tmp_path)
+
+
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["a:1"], "worker": ["b:1"]}, {"type": "worker", "index": 0}, False),
+    ({"chief": ["a:1"], "worker": ["b:1"]}, {"type": "chief", "index": 0}, True),
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": "1"}, False),  # as TF reads it
+])
+def test_multi_worker_chief_from_tf_config(tmp_path, monkeypatch, cluster, task, chief):
+    monkeypatch.setattr(distribute, "uses_tf_config", lambda strategy: True)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = distribute.output_dir(str(tmp_path / "run"), None)
+    assert distribute.is_chief(None) == chief
+    assert (out == str(tmp_path / "run")) == chief
+    if not chief:  # a worker's own throw-away folder
+        assert out.startswith(str(tmp_path / "tmp" / f"sfocus-{task['type']}{task['index']}-"))
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "strategy=multi_worker needs the TF_CONFIG environment variable"),
+    ("{not json", "TF_CONFIG is not valid JSON: Expecting property name"),
+    ('["worker"]', 'TF_CONFIG needs "cluster"'),
+    ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG needs "cluster"'),
+    ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG needs "cluster"'),
+    ('{"cluster": {"worker": ["a:1"]}}', 'TF_CONFIG needs "task"'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}', 'TF_CONFIG needs "task"'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+     "TF_CONFIG task type 'ps' is not in its cluster (worker)"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+     "TF_CONFIG task index 2 is out of range: the cluster has 2 worker task(s)"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "x"}}',
+     "TF_CONFIG task index 'x' is out of range"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": -1}}',
+     "TF_CONFIG task index -1 is out of range"),
+])
+def test_a_malformed_tf_config_is_one_line_naming_it(monkeypatch, value, message):
+    if value is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(ValueError) as caught:
+        distribute.make_strategy("multi_worker")  # refused before TensorFlow reads it
+    assert message in str(caught.value) and "\n" not in str(caught.value)
