@@ -211,6 +211,10 @@ class SFocusModel(keras.Model):
         images, labels = self._unpack(data)
         terms, gradients = self._gradients_step(images, labels)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        # Replicas updated their BatchNorm statistics from different slices; equal
+        # copies make validation and evaluate under the strategy use the statistics
+        # that are saved (outside the XLA step: it is an all-reduce).
+        keras_models.synchronize_moving_statistics(self)
         return self._record(terms, labels)
 
     def test_step(self, data):
