@@ -128,7 +128,12 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
     ``labels`` is None), the confusing class the highest other score.
     Multi-label: the target is every positive label (their scores are summed),
     the confusing class the highest-scoring negative label; ``target_class``
-    reports the highest-scoring positive.
+    reports the highest-scoring positive. An example with no positive label has
+    no target (an all-zero ``target`` row, ``target_class`` -1); one with no
+    negative label has no confusing class (an all-zero ``confusing`` row,
+    ``confusing_class`` -1). ``SFocusModel`` gives such examples no attention
+    terms that need the missing class. The excluded classes can never be picked,
+    whatever their logits (even ``+-inf`` or 1e30 in float32).
     """
     logits = tf.stop_gradient(full_precision(logits))
     num_classes, dtype = logits.shape[-1], logits.dtype
@@ -138,14 +143,26 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
         target = tf.cast(labels, dtype)
     else:
         target = tf.one_hot(labels, num_classes, dtype=dtype)
-    lowest = tf.reduce_min(logits, axis=-1, keepdims=True) - 1.0
     positive = target > 0
-    confusing_class = tf.argmax(tf.where(positive, lowest, logits), axis=-1,
-                                output_type=tf.int32)
-    target_class = tf.argmax(tf.where(positive, logits, lowest), axis=-1,
-                             output_type=tf.int32)
-    confusing = tf.one_hot(confusing_class, num_classes, dtype=dtype)
+    confusing_class = _best_class(logits, tf.logical_not(positive))
+    target_class = _best_class(logits, positive)
+    confusing = tf.one_hot(confusing_class, num_classes, dtype=dtype)  # -1: all zeros
     return target, confusing, target_class, confusing_class
+
+
+def _best_class(logits: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """Per row, the id of the highest-scoring candidate class, -1 where there is none.
+
+    Other classes score ``-inf``, so no logit, however large, lets them win. TF's
+    argmax kernel reports index 0 when no value exceeds the dtype's lowest finite
+    value, so a row whose candidates all score that low (or ``-inf``) takes its first
+    candidate.
+    """
+    best = tf.argmax(tf.where(candidates, logits, float("-inf")), axis=-1,
+                     output_type=tf.int32)
+    first = tf.argmax(tf.cast(candidates, tf.int32), axis=-1, output_type=tf.int32)
+    best = tf.where(tf.gather(candidates, best, batch_dims=1), best, first)
+    return tf.where(tf.reduce_any(candidates, axis=-1), best, -1)
 
 
 # float16 gradients of a class score w.r.t. a feature map can fall into float16's
@@ -218,7 +235,8 @@ def attention_maps(model, images, labels=None, reading=None) -> dict:
 
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
-    ([B]), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
+    ([B]; -1 for a multi-label example without such a class, see
+    ``select_classes``), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
     target is the top-1 prediction and the confusing class the runner-up;
     BatchNorm runs in inference mode. ``reading`` overrides how maps are defined
     (see ``compute_attention``); by default the model's own ``SFocusConfig``.
