@@ -41,6 +41,15 @@ def _check_choice(name: str, value: str) -> None:
                          + ", ".join(map(repr, CHOICES[name])))
 
 
+def static_spatial_size(x: tf.Tensor, user: str) -> tuple:
+    """``(H, W)`` of a [B, H, W, ...] tensor, which ``user`` needs at graph-building time."""
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"{user} needs a feature map of known height and width; got shape "
+                         f"{x.shape}. Build the backbone for one image size.")
+    return height, width
+
+
 def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf.Tensor:
     """Per-example normalisation of ``[B, H, W]`` maps: ``max``, ``minmax`` or ``none``."""
     _check_choice("normalize", method)
@@ -62,7 +71,7 @@ def activate(weighted_sum: tf.Tensor, activation: str = "relu") -> tf.Tensor:
         return tf.nn.relu(weighted_sum)
     if activation == "abs":
         return tf.abs(weighted_sum)
-    height, width = weighted_sum.shape[1], weighted_sum.shape[2]
+    height, width = static_spatial_size(weighted_sum, "the softmax map activation")
     flat = tf.reshape(weighted_sum * float(height * width), [-1, height * width])
     return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(weighted_sum))
 
@@ -98,7 +107,7 @@ def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor,
     class indicator for the logit score; ``kernel`` is the dense layer's [K, N]
     weight matrix.
     """
-    height, width = last_features.shape[1], last_features.shape[2]
+    height, width = static_spatial_size(last_features, "cam (Grad-CAM at a GAP head)")
     # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
     score_gradient = tf.matmul(logit_gradient, kernel, transpose_b=True) / float(height * width)
     return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order,

@@ -39,6 +39,7 @@ class SFocusModel(keras.Model):
     def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         image_shape = check_backbone(backbone)
+        _check_feature_sizes(backbone)
         num_classes = _resolve_num_classes(backbone, num_classes)
         if config is None:
             config = SFocusConfig()
@@ -275,6 +276,20 @@ class SFocusModel(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)  # __init__ takes the SFocusConfig as a dict
+
+
+def _check_feature_sizes(backbone):
+    """Grad-CAM at a GAP head divides by the last map's ``H * W`` and the losses
+    resize between the two maps: both sizes must be known when the graph is built."""
+    for key in keras_models.FEATURE_KEYS:
+        tensor = backbone.output[key]
+        if None in tuple(tensor.shape[1:3]):
+            layer = tensor._keras_history[0].name
+            raise ValueError(
+                f"backbone {backbone.name!r}: feature map {key!r} (layer {layer!r}) has an "
+                f"unknown spatial size {tuple(tensor.shape[1:])} for input "
+                f"{tuple(backbone.input_shape[1:])}; SFOCUS needs fixed sizes: build the "
+                "backbone for one image size, e.g. keras_models.get(name, (32, 32, 3))")
 
 
 def _has_class(attention, role):

@@ -161,6 +161,13 @@ def test_multi_label_target_map_sums_positive_scores(rng):
     np.testing.assert_allclose(out["target_last"].numpy(), ref.normalize(expected), atol=1e-5)
 
 
+def test_maps_of_unknown_spatial_size_are_refused():
+    unknown = tf.TensorSpec((None, None, None, 3))
+    with pytest.raises(ValueError, match=r"cam \(Grad-CAM.*known height and width"):
+        tf.function(lambda f: cam(f, tf.ones((3, 2)), tf.ones((1, 2)))).get_concrete_function(
+            unknown)
+
+
 def test_attention_maps_reject_bad_input(rng):
     model = make_model()
     with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):

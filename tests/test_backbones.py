@@ -282,3 +282,26 @@ def test_float64_backbone():
     assert {w.dtype for w in model.weights} == {"float64"}
     out = model(np.ones((1, 16, 16, 3)), training=False)
     assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float64"}
+
+
+@pytest.mark.parametrize("name, kwargs, layer", [
+    ("resnet8", {}, "stage2_block1_out"),
+    ("application", MOBILENET, "block_13_expand_relu"),
+])
+def test_unknown_spatial_size_is_refused_naming_backbone_and_layer(name, kwargs, layer):
+    from sfocus_tf import SFocusModel
+    backbone = keras_models.get(name, (None, None, 3), 4, **kwargs)
+    with pytest.raises(ValueError, match=rf"backbone '{backbone.name}': feature map 'inner' "
+                                         rf"\(layer '{layer}'\) has an unknown spatial size"):
+        SFocusModel(backbone, 4)
+
+
+def test_unknown_input_size_is_fine_when_the_feature_maps_have_one():
+    from sfocus_tf import SFocusModel, attention_maps
+    images = keras.Input((None, None, 3))
+    x = keras.layers.Resizing(16, 16)(images)
+    inner = keras.layers.Conv2D(4, 3, padding="same", name="inner")(x)
+    last = keras.layers.Conv2D(4, 3, strides=2, name="last")(inner)
+    model = SFocusModel(keras_models.Backbone(images, inner, last), 3)
+    maps = attention_maps(model, np.ones((2, 20, 24, 3), "float32"))
+    assert maps["target_last"].shape == (2, 7, 7)
