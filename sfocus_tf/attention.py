@@ -245,10 +245,10 @@ def attention_maps(model, images, labels=None, reading=None) -> dict:
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
     ([B]; -1 for a multi-label example without such a class, see
-    ``select_classes``), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
-    target is the top-1 prediction and the confusing class the runner-up;
-    BatchNorm runs in inference mode. ``reading`` overrides how maps are defined
-    (see ``compute_attention``); by default the model's own ``SFocusConfig``.
+    ``select_classes``), and the ``logits`` ([B, N]) they came from. With
+    ``labels=None`` the target is the top-1 prediction and the confusing class the
+    runner-up; BatchNorm runs in inference mode. ``reading`` overrides how maps are
+    defined (see ``compute_attention``); by default the model's own ``SFocusConfig``.
     """
     images = check_images(images, model.image_shape)
     if labels is not None:
