@@ -6,7 +6,8 @@ CIFAR ResNets, ImageNet ResNets, VGG-BN and the ``keras.applications`` wrapper.
 """
 
 from keras_models.backbone import FEATURE_KEYS, Backbone
-from keras_models.batch_norm import BatchNorm, exact_batch_norm
+from keras_models.batch_norm import (BatchNorm, exact_batch_norm,
+                                     synchronize_moving_statistics)
 from keras_models.blocks import kernel_regularizer
 from keras_models.registry import get, names, register
 
@@ -18,4 +19,4 @@ from keras_models.vgg import VGG  # noqa: E402
 
 __all__ = ["FEATURE_KEYS", "ApplicationBackbone", "Backbone", "BatchNorm", "CifarResNet",
            "ResNet", "VGG", "exact_batch_norm", "get", "kernel_regularizer", "names",
-           "register"]
+           "register", "synchronize_moving_statistics"]

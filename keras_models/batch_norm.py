@@ -6,6 +6,7 @@ import contextlib
 import threading
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 _HIDDEN_FROM = threading.local()
@@ -42,11 +43,11 @@ class BatchNorm(keras.layers.BatchNormalization):
         if name not in ("moving_mean", "moving_variance"):
             return super().add_weight(*args, name=name, **kwargs)
         # Under tf.distribute each replica updates its own copy of the moving
-        # statistics (no communication per step, so the update may sit inside an
-        # XLA-compiled step), and reading them outside a replica (saving,
-        # get_weights, predict) averages the copies. Keras' default keeps one
-        # unsynchronised copy per replica: workers then evaluate and save
-        # different models.
+        # statistics (no communication inside the step, so the update may sit in
+        # an XLA-compiled step); synchronize_moving_statistics then makes the
+        # copies equal after the step, and a read outside a replica (saving,
+        # get_weights) averages them. Keras' default (ON_WRITE, no aggregation)
+        # also diverges, and a read outside a replica returns replica 0's copy.
         with keras.name_scope(self.name, caller=self):
             variable = keras.Variable(
                 initializer=keras.initializers.get(kwargs["initializer"]),
@@ -69,6 +70,39 @@ class BatchNorm(keras.layers.BatchNormalization):
         mean = ops.mean(inputs, axis=axes, keepdims=True)
         variance = ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True)
         return ops.squeeze(mean, axis=axes), ops.squeeze(variance, axis=axes)
+
+
+def synchronize_moving_statistics(model: keras.Model) -> None:
+    """Sets every replica's copy of the BatchNorm moving statistics of ``model`` to
+    their mean over all replicas (all workers included). Call it in replica context
+    (inside ``strategy.run``, e.g. ``train_step``) after each training step;
+    ``SFocusModel.train_step`` does.
+
+    Each replica updates its copy from its own slice of the batch, so without this
+    the copies drift apart: validation, ``evaluate`` and ``predict`` under the
+    strategy run each slice with its own replica's statistics, while the saved model
+    holds their mean. With it, the moving statistics follow
+    ``m * moving + (1 - m) * mean_over_replicas(slice statistics)`` (the mean of the
+    slice means is the global batch mean; the mean of the slice variances leaves out
+    the spread between slice means). One batched all-reduce per step, outside any
+    XLA-compiled part. A no-op without a strategy or with a single replica. Covers
+    stock ``keras.layers.BatchNormalization`` too.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return
+    variables = [variable for layer in model._flatten_layers(include_self=False)
+                 if isinstance(layer, keras.layers.BatchNormalization)
+                 for variable in layer.non_trainable_variables]
+    if not variables:
+        return
+    # This replica's copies as tensors on this replica's device: a variable read
+    # carries no device of its own, and MultiWorkerMirroredStrategy's all-reduce
+    # needs one ("destinations can not be empty").
+    local = [tf.identity(variable.value) for variable in variables]
+    means = context.all_reduce("MEAN", local)
+    for variable, mean in zip(variables, means):
+        variable.assign(mean)
 
 
 def is_inexact_batch_norm(layer) -> bool:

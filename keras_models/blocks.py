@@ -5,7 +5,9 @@ BatchNorm momentum 0.9 / epsilon 1e-5 (PyTorch's defaults, which the paper's
 code used), explicit layer names (so F_in / F_last and Grad-CAM layers can be
 found by name), and ``dtype`` passed to every layer so a float64 or
 mixed-precision model is float64 / float16 throughout, not cast back to the
-global policy at the first Add or ReLU.
+global policy at the first Add or ReLU. Strided convs and pools pad like PyTorch
+(the same on every side, see ``Builder.pad``), so strided branch and shortcut
+read the same input pixels.
 """
 
 from __future__ import annotations
@@ -79,10 +81,24 @@ class Builder:
         return keras.Input(shape=tuple(input_shape), dtype=input_dtype(self.dtype), name="images")
 
     def conv(self, x, filters, kernel_size, strides, name):
+        padding = "same"
+        if strides > 1 and kernel_size > 1:
+            x, padding = self.pad(x, kernel_size // 2, f"{name}_pad"), "valid"
         return layers.Conv2D(
-            filters, kernel_size, strides=strides, padding="same", use_bias=self.conv_bias,
+            filters, kernel_size, strides=strides, padding=padding, use_bias=self.conv_bias,
             kernel_initializer="he_normal", kernel_regularizer=self.regularizer,
             dtype=self.dtype, name=name)(x)
+
+    def pad(self, x, size, name):
+        """Zero padding of ``size`` on every side, as PyTorch's ``padding=size``.
+
+        For a strided window TF's ``"same"`` pads less before than after (for an
+        even input and stride 2: 0 and 1), so output ``i`` is centred on input
+        ``2i + 1`` while a strided 1x1 shortcut reads ``2i``: branch and shortcut
+        would be one pixel apart. Equal padding centres both on ``2i`` (PyTorch,
+        and keras.applications' ResNet, do the same); output sizes do not change.
+        """
+        return layers.ZeroPadding2D(size, dtype=self.dtype, name=name)(x)
 
     def conv_bn(self, x, filters, kernel_size, strides, name, relu=True):
         x = self.conv(x, filters, kernel_size, strides, f"{name}_conv")
@@ -93,9 +109,8 @@ class Builder:
     def relu(self, x, name):
         return layers.ReLU(dtype=self.dtype, name=name)(x)
 
-    def max_pool(self, x, pool_size, strides, name, padding="valid"):
-        return layers.MaxPooling2D(pool_size, strides, padding=padding,
-                                   dtype=self.dtype, name=name)(x)
+    def max_pool(self, x, pool_size, strides, name):
+        return layers.MaxPooling2D(pool_size, strides, dtype=self.dtype, name=name)(x)
 
     def shortcut(self, x, filters, strides, kind, name):
         if strides == 1 and x.shape[-1] == filters:

@@ -45,7 +45,8 @@ class ResNet(Backbone):
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)
         x = b.conv_bn(images, stage_widths[0], 7, 2, "stem")
-        x = b.max_pool(x, 3, 2, "stem_pool", padding="same")
+        # Zeros pad like PyTorch's -inf here: the input is a ReLU output (>= 0).
+        x = b.max_pool(b.pad(x, 1, "stem_pool_pad"), 3, 2, "stem_pool")
         stages = b.resnet_stages(x, stage_widths, blocks_per_stage, block, "B")
         super().__init__(images, stages[-2], stages[-1], num_classes=num_classes, **kwargs)
         self.block = block

@@ -41,6 +41,15 @@ def _check_choice(name: str, value: str) -> None:
                          + ", ".join(map(repr, CHOICES[name])))
 
 
+def static_spatial_size(x: tf.Tensor, user: str) -> tuple:
+    """``(H, W)`` of a [B, H, W, ...] tensor, which ``user`` needs at graph-building time."""
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"{user} needs a feature map of known height and width; got shape "
+                         f"{x.shape}. Build the backbone for one image size.")
+    return height, width
+
+
 def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf.Tensor:
     """Per-example normalisation of ``[B, H, W]`` maps: ``max``, ``minmax`` or ``none``."""
     _check_choice("normalize", method)
@@ -62,7 +71,7 @@ def activate(weighted_sum: tf.Tensor, activation: str = "relu") -> tf.Tensor:
         return tf.nn.relu(weighted_sum)
     if activation == "abs":
         return tf.abs(weighted_sum)
-    height, width = weighted_sum.shape[1], weighted_sum.shape[2]
+    height, width = static_spatial_size(weighted_sum, "the softmax map activation")
     flat = tf.reshape(weighted_sum * float(height * width), [-1, height * width])
     return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(weighted_sum))
 
@@ -98,7 +107,7 @@ def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor,
     class indicator for the logit score; ``kernel`` is the dense layer's [K, N]
     weight matrix.
     """
-    height, width = last_features.shape[1], last_features.shape[2]
+    height, width = static_spatial_size(last_features, "cam (Grad-CAM at a GAP head)")
     # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
     score_gradient = tf.matmul(logit_gradient, kernel, transpose_b=True) / float(height * width)
     return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order,
@@ -128,7 +137,12 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
     ``labels`` is None), the confusing class the highest other score.
     Multi-label: the target is every positive label (their scores are summed),
     the confusing class the highest-scoring negative label; ``target_class``
-    reports the highest-scoring positive.
+    reports the highest-scoring positive. An example with no positive label has
+    no target (an all-zero ``target`` row, ``target_class`` -1); one with no
+    negative label has no confusing class (an all-zero ``confusing`` row,
+    ``confusing_class`` -1). ``SFocusModel`` gives such examples no attention
+    terms that need the missing class. The excluded classes can never be picked,
+    whatever their logits (even ``+-inf`` or 1e30 in float32).
     """
     logits = tf.stop_gradient(full_precision(logits))
     num_classes, dtype = logits.shape[-1], logits.dtype
@@ -138,14 +152,26 @@ def select_classes(logits: tf.Tensor, labels=None, multi_label: bool = False):
         target = tf.cast(labels, dtype)
     else:
         target = tf.one_hot(labels, num_classes, dtype=dtype)
-    lowest = tf.reduce_min(logits, axis=-1, keepdims=True) - 1.0
     positive = target > 0
-    confusing_class = tf.argmax(tf.where(positive, lowest, logits), axis=-1,
-                                output_type=tf.int32)
-    target_class = tf.argmax(tf.where(positive, logits, lowest), axis=-1,
-                             output_type=tf.int32)
-    confusing = tf.one_hot(confusing_class, num_classes, dtype=dtype)
+    confusing_class = _best_class(logits, tf.logical_not(positive))
+    target_class = _best_class(logits, positive)
+    confusing = tf.one_hot(confusing_class, num_classes, dtype=dtype)  # -1: all zeros
     return target, confusing, target_class, confusing_class
+
+
+def _best_class(logits: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """Per row, the id of the highest-scoring candidate class, -1 where there is none.
+
+    Other classes score ``-inf``, so no logit, however large, lets them win. TF's
+    argmax kernel reports index 0 when no value exceeds the dtype's lowest finite
+    value, so a row whose candidates all score that low (or ``-inf``) takes its first
+    candidate.
+    """
+    best = tf.argmax(tf.where(candidates, logits, float("-inf")), axis=-1,
+                     output_type=tf.int32)
+    first = tf.argmax(tf.cast(candidates, tf.int32), axis=-1, output_type=tf.int32)
+    best = tf.where(tf.gather(candidates, best, batch_dims=1), best, first)
+    return tf.where(tf.reduce_any(candidates, axis=-1), best, -1)
 
 
 # float16 gradients of a class score w.r.t. a feature map can fall into float16's
@@ -218,10 +244,11 @@ def attention_maps(model, images, labels=None, reading=None) -> dict:
 
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
-    ([B]), and the ``logits`` ([B, N]) they came from. With ``labels=None`` the
-    target is the top-1 prediction and the confusing class the runner-up;
-    BatchNorm runs in inference mode. ``reading`` overrides how maps are defined
-    (see ``compute_attention``); by default the model's own ``SFocusConfig``.
+    ([B]; -1 for a multi-label example without such a class, see
+    ``select_classes``), and the ``logits`` ([B, N]) they came from. With
+    ``labels=None`` the target is the top-1 prediction and the confusing class the
+    runner-up; BatchNorm runs in inference mode. ``reading`` overrides how maps are
+    defined (see ``compute_attention``); by default the model's own ``SFocusConfig``.
     """
     images = check_images(images, model.image_shape)
     if labels is not None:

@@ -39,6 +39,7 @@ class SFocusModel(keras.Model):
     def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         image_shape = check_backbone(backbone)
+        _check_feature_sizes(backbone)
         num_classes = _resolve_num_classes(backbone, num_classes)
         if config is None:
             config = SFocusConfig()
@@ -120,9 +121,12 @@ class SFocusModel(keras.Model):
 
     def _empty_shares(self, attention):
         """Shares of the batch's last-layer maps that mark no position: a map switched
-        off everywhere is the cheap way to meet separability, so it is watched."""
-        return {f"empty_{role}": tf.reduce_mean(losses.empty_maps(
-                    attention[f"{role}_last"], self.sfocus_config.normalize))
+        off everywhere is the cheap way to meet separability, so it is watched. The
+        map of a class an example does not have (see ``_has_class``) is not counted."""
+        normalize = self.sfocus_config.normalize
+        return {f"empty_{role}": tf.reduce_mean(
+                    _has_class(attention, role)
+                    * losses.empty_maps(attention[f"{role}_last"], normalize))
                 for role in ("target", "confusing") if f"{role}_last" in attention}
 
     def _maps_needed(self, training):
@@ -138,17 +142,24 @@ class SFocusModel(keras.Model):
         return tuple(dict.fromkeys(needed))
 
     def _attention_terms(self, attention):
-        """Batch means of the attention losses whose maps were computed."""
+        """Batch means of the attention losses whose maps were computed. A multi-label
+        example with no positive label (no target) adds 0 to every term, one with no
+        negative label (no confusing class) 0 to separability."""
+        if not attention:
+            return {}
         cfg = self.sfocus_config
         masks = {layer: self._mask(attention[f"target_{layer}"])
                  for layer in ("last", "inner") if f"target_{layer}" in attention}
+        has_target = _has_class(attention, "target")
+        has_both = has_target * _has_class(attention, "confusing")
         terms = {}
         for layer, name in (("last", "as_last"), ("inner", "as_inner")):
             if f"confusing_{layer}" in attention:
-                terms[name] = losses.separability_loss(
+                separability = losses.separability_loss(
                     attention[f"target_{layer}"], attention[f"confusing_{layer}"], masks[layer])
+                terms[name] = has_both * separability
         if "target_inner" in attention and cfg.ac_mask_source in masks:
-            terms["ac"] = losses.consistency_loss(
+            terms["ac"] = has_target * losses.consistency_loss(
                 attention["target_inner"], masks[cfg.ac_mask_source], cfg.theta, cfg.ac_clamp)
         return {name: tf.reduce_mean(value) for name, value in terms.items()}
 
@@ -211,6 +222,10 @@ class SFocusModel(keras.Model):
         images, labels = self._unpack(data)
         terms, gradients = self._gradients_step(images, labels)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        # Replicas updated their BatchNorm statistics from different slices; equal
+        # copies make validation and evaluate under the strategy use the statistics
+        # that are saved (outside the XLA step: it is an all-reduce).
+        keras_models.synchronize_moving_statistics(self)
         return self._record(terms, labels)
 
     def test_step(self, data):
@@ -261,6 +276,27 @@ class SFocusModel(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)  # __init__ takes the SFocusConfig as a dict
+
+
+def _check_feature_sizes(backbone):
+    """Grad-CAM at a GAP head divides by the last map's ``H * W`` and the losses
+    resize between the two maps: both sizes must be known when the graph is built."""
+    for key in keras_models.FEATURE_KEYS:
+        tensor = backbone.output[key]
+        if None in tuple(tensor.shape[1:3]):
+            layer = tensor._keras_history[0].name
+            raise ValueError(
+                f"backbone {backbone.name!r}: feature map {key!r} (layer {layer!r}) has an "
+                f"unknown spatial size {tuple(tensor.shape[1:])} for input "
+                f"{tuple(backbone.input_shape[1:])}; SFOCUS needs fixed sizes: build the "
+                "backbone for one image size, e.g. keras_models.get(name, (32, 32, 3))")
+
+
+def _has_class(attention, role):
+    """[B]: 1.0 where the example has a ``role`` ("target" / "confusing") class, 0.0
+    where ``select_classes`` found none (multi-label: no positive / negative label)."""
+    indicator = attention[role]
+    return tf.cast(tf.reduce_any(indicator > 0, axis=-1), indicator.dtype)
 
 
 def _resolve_num_classes(backbone, num_classes):

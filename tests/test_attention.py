@@ -82,6 +82,66 @@ def test_select_classes_multi_label():
     np.testing.assert_array_equal(confusing.numpy(), np.eye(4)[[1, 3]])
 
 
+def best_class(logits, candidates):
+    """NumPy: the highest-logit candidate per row (first on ties), -1 without one."""
+    best = [int(np.flatnonzero(c)[np.argmax(row[c])]) if c.any() else -1
+            for row, c in zip(logits, candidates)]
+    return np.array(best)
+
+
+@pytest.mark.parametrize("dtype, big", [("float32", 1e30), ("float64", 1e300),
+                                        ("bfloat16", 1e30), ("float16", 6e4)])
+def test_select_classes_never_picks_an_excluded_class(dtype, big):
+    """min(logits) - 1 == min(logits) for big logits: the label came back as the
+    confusing class, a negative as the multi-label target."""
+    inf = np.inf
+    logits = tf.cast(tf.constant([[big, big, big], [big, big, -big], [0.0, -inf, -inf],
+                                  [-inf, -inf, -inf]], tf.float64), dtype)
+    _, confusing, target_class, confusing_class = select_classes(logits, [0, 1, 0, 2])
+    np.testing.assert_array_equal(target_class, [0, 1, 0, 2])
+    np.testing.assert_array_equal(confusing_class, [1, 0, 1, 0])
+    np.testing.assert_array_equal(confusing, np.eye(3)[[1, 0, 1, 0]])
+    labels = tf.constant([[0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1]])
+    _, _, target_class, confusing_class = select_classes(logits, labels, multi_label=True)
+    np.testing.assert_array_equal(target_class, [1, 2, 0, 1])
+    np.testing.assert_array_equal(confusing_class, [0, 0, 1, 0])
+
+
+def test_select_classes_multi_label_without_positive_or_negative_labels(rng):
+    logits = rng.normal(size=(64, 4)) * rng.choice([1.0, 1e30], size=(64, 1))
+    labels = rng.integers(0, 2, size=(64, 4))
+    labels[:8], labels[8:16] = 1, 0  # no negative label / no positive label
+    target, confusing, target_class, confusing_class = select_classes(
+        tf.constant(logits, tf.float32), labels, multi_label=True)
+    logits32 = logits.astype("float32")
+    np.testing.assert_array_equal(target_class, best_class(logits32, labels > 0))
+    np.testing.assert_array_equal(confusing_class, best_class(logits32, labels == 0))
+    assert set(target_class[8:16].numpy()) == {-1} and set(confusing_class[:8].numpy()) == {-1}
+    np.testing.assert_array_equal(target, labels)
+    np.testing.assert_array_equal(confusing, (np.arange(4) == confusing_class.numpy()[:, None]))
+
+
+def test_examples_without_target_or_confusing_class_get_no_attention_terms(rng):
+    """The batch mean counts such an example as 0 in the terms that need the missing
+    class (BatchNorm in inference mode: examples are independent)."""
+    model = SFocusModel(tiny_backbone(), 5, SFocusConfig(multi_label=True))
+    images = tf.constant(rng.normal(size=(3, 12, 12, 3)), tf.float32)
+    labels = tf.constant([[1, 0, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], tf.float32)
+    alone = [model.objective(images[i:i + 1], labels[i:i + 1]) for i in range(2)]
+    batch = model.objective(images, labels)
+    for term in ("as_last", "as_inner", "ac"):
+        assert abs(float(alone[0][term])) > 0.01  # the first example's terms are not zero
+    for term in ("as_last", "as_inner"):
+        np.testing.assert_allclose(batch[term], alone[0][term] / 3, rtol=1e-5, err_msg=term)
+    # The all-positive example has a target: it keeps its consistency term.
+    np.testing.assert_allclose(batch["ac"], (alone[0]["ac"] + alone[1]["ac"]) / 3, rtol=1e-5)
+    # relu maps of a missing class are zero everywhere: not counted as empty maps.
+    relu = SFocusModel(tiny_backbone(), 5, SFocusConfig(multi_label=True,
+                                                         map_activation="relu"))
+    edges = relu.objective(images[1:], labels[1:])
+    assert float(edges["empty_confusing"]) == float(edges["empty_target"]) == 0.0
+
+
 @pytest.mark.parametrize("method", ["max", "minmax", "none"])
 def test_normalize_matches_numpy(rng, method):
     maps = np.maximum(rng.normal(size=(3, 4, 5)), 0).astype("float32")
@@ -99,6 +159,13 @@ def test_multi_label_target_map_sums_positive_scores(rng):
     w = model.classifier.kernel.numpy()
     expected = np.maximum(np.einsum("bhwk,bk->bhw", last.numpy(), labels.numpy() @ w.T), 0)
     np.testing.assert_allclose(out["target_last"].numpy(), ref.normalize(expected), atol=1e-5)
+
+
+def test_maps_of_unknown_spatial_size_are_refused():
+    unknown = tf.TensorSpec((None, None, None, 3))
+    with pytest.raises(ValueError, match=r"cam \(Grad-CAM.*known height and width"):
+        tf.function(lambda f: cam(f, tf.ones((3, 2)), tf.ones((1, 2)))).get_concrete_function(
+            unknown)
 
 
 def test_attention_maps_reject_bad_input(rng):

@@ -108,6 +108,75 @@ def test_feature_shapes(name, input_shape, inner, last):
     assert model.image_shape == input_shape
 
 
+def torch_window_op(x, size, stride, padding, reduce, pad_value=0.0):
+    """PyTorch's strided window ops on [B, H, W, C]: ``padding`` on every side; output
+    ``i`` reads inputs ``stride * i - padding ... + size - 1`` (centred on ``stride * i``
+    for ``padding = size // 2``). ``reduce(patches)`` gets [size * size, B, h, w, C]."""
+    xp = np.pad(x, [(0, 0), (padding, padding), (padding, padding), (0, 0)],
+                constant_values=pad_value)
+    out_h, out_w = ((n + 2 * padding - size) // stride + 1 for n in x.shape[1:3])
+    return reduce(np.stack([xp[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+                            for i in range(size) for j in range(size)]))
+
+
+def torch_conv(x, kernel, stride, padding):
+    size = kernel.shape[0]
+    taps = kernel.reshape(size * size, *kernel.shape[2:])
+    return torch_window_op(x, size, stride, padding,
+                           lambda p: np.einsum("tbhwc,tco->bhwo", p, taps))
+
+
+def torch_max_pool(x, size, stride, padding):
+    return torch_window_op(x, size, stride, padding, lambda p: p.max(axis=0), -np.inf)
+
+
+def between(model, source, target):
+    """The part of ``model`` from layer ``source``'s output to ``target``'s output."""
+    tensor = model.input if source == "images" else model.get_layer(source).output
+    return keras.Model(tensor, model.get_layer(target).output)
+
+
+@pytest.mark.parametrize("name, source, target, stride, padding", [
+    ("resnet20", "stage1_block3_out", "stage2_block1_1_conv", 2, 1),
+    ("resnet18_cifar", "stage1_block2_out", "stage2_block1_1_conv", 2, 1),
+    ("resnet18_cifar", "stage1_block2_out", "stage2_block1_proj_conv", 2, 0),
+    ("resnet18", "images", "stem_conv", 2, 3),
+    ("resnet18", "stem_relu", "stem_pool", 2, 1),
+    ("resnet18", "stem_pool", "stage1_block1_1_conv", 1, 1),
+    ("resnet18", "stage1_block2_out", "stage2_block1_1_conv", 2, 1),
+    ("resnet50", "stage2_block1_1_relu", "stage2_block1_2_conv", 2, 1),
+])
+def test_strided_layers_pad_like_pytorch(name, source, target, stride, padding, rng):
+    # Even input sizes: where TF's "same" pads 0 before / 1 after (2i+1 centres).
+    part = between(build(name), source, target)
+    x = rng.normal(size=(2, *part.input.shape[1:])).astype("float32")
+    if target.endswith("pool"):
+        x, want = np.abs(x), torch_max_pool(np.abs(x), 3, stride, padding)  # after a ReLU
+    else:
+        kernel = part.get_layer(target).kernel.numpy()
+        want = torch_conv(x, kernel, stride, padding)
+    assert x.shape[1] % 2 == 0
+    np.testing.assert_allclose(part(x), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, source, shortcut", [
+    ("resnet20", "stage1_block3_out", "stage2_block1_pad"),
+    ("resnet18_cifar", "stage1_block2_out", "stage2_block1_proj_conv"),
+])
+def test_strided_branch_and_shortcut_read_the_same_pixel(name, source, shortcut):
+    model = build(name)
+    block_input = model.get_layer(source).output
+    part = keras.Model(block_input, [model.get_layer("stage2_block1_1_conv").output,
+                                     model.get_layer(shortcut).output])
+    x = np.zeros((1, *block_input.shape[1:]), "float32")
+    x[0, 6, 10, 3] = 1.0  # input pixel (2i, 2j) for output (3, 5)
+    branch, short = (np.asarray(t) for t in part(x))
+    assert set(zip(*np.nonzero(short)[1:3])) == {(3, 5)}
+    kernel = model.get_layer("stage2_block1_1_conv").kernel.numpy()
+    # The branch sees the impulse at the centre tap of its (3, 5) window.
+    np.testing.assert_allclose(branch[0, 3, 5], kernel[1, 1, 3], rtol=1e-6, atol=1e-7)
+
+
 def test_forward_pass_gives_feature_dict():
     model = build("resnet20", (28, 28, 1))
     out = model(np.zeros((2, 28, 28, 1), "float32"), training=False)
@@ -213,3 +282,26 @@ def test_float64_backbone():
     assert {w.dtype for w in model.weights} == {"float64"}
     out = model(np.ones((1, 16, 16, 3)), training=False)
     assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float64"}
+
+
+@pytest.mark.parametrize("name, kwargs, layer", [
+    ("resnet8", {}, "stage2_block1_out"),
+    ("application", MOBILENET, "block_13_expand_relu"),
+])
+def test_unknown_spatial_size_is_refused_naming_backbone_and_layer(name, kwargs, layer):
+    from sfocus_tf import SFocusModel
+    backbone = keras_models.get(name, (None, None, 3), 4, **kwargs)
+    with pytest.raises(ValueError, match=rf"backbone '{backbone.name}': feature map 'inner' "
+                                         rf"\(layer '{layer}'\) has an unknown spatial size"):
+        SFocusModel(backbone, 4)
+
+
+def test_unknown_input_size_is_fine_when_the_feature_maps_have_one():
+    from sfocus_tf import SFocusModel, attention_maps
+    images = keras.Input((None, None, 3))
+    x = keras.layers.Resizing(16, 16)(images)
+    inner = keras.layers.Conv2D(4, 3, padding="same", name="inner")(x)
+    last = keras.layers.Conv2D(4, 3, strides=2, name="last")(inner)
+    model = SFocusModel(keras_models.Backbone(images, inner, last), 3)
+    maps = attention_maps(model, np.ones((2, 20, 24, 3), "float32"))
+    assert maps["target_last"].shape == (2, 7, 7)

@@ -20,6 +20,7 @@ from sfocus_tf.checkpointing import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed", "worker.py")
+EVALUATION_WORKER = os.path.join(ROOT, "tests", "distributed", "evaluation_worker.py")
 
 
 def free_ports(count):
@@ -58,8 +59,8 @@ def wait_all(processes, logs, timeout=900):
         assert process.returncode == 0, log.read_text()[-3000:]
 
 
-def run_worker(strategy, out, *extra, env=None):
-    result = subprocess.run([sys.executable, WORKER, strategy, str(out), *extra], cwd=ROOT,
+def run_worker(strategy, out, *extra, env=None, script=WORKER):
+    result = subprocess.run([sys.executable, script, strategy, str(out), *extra], cwd=ROOT,
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(np.load(out))
@@ -212,3 +213,40 @@ def test_a_malformed_tf_config_is_one_line_naming_it(monkeypatch, value, message
     with pytest.raises(ValueError) as caught:
         distribute.make_strategy("multi_worker")  # refused before TensorFlow reads it
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def assert_evaluates_like_the_saved_model(result, replicas_here):
+    """Validation, evaluate and predict under the strategy equal the saved model's on
+    one device, and every replica holds the saved BatchNorm statistics."""
+    names = [k[len("saved_evaluate_"):] for k in result if k.startswith("saved_evaluate_")]
+    assert {"loss", "ce", "accuracy", "as_last"} <= set(names)
+    for name in names:
+        for source in ("validation_", "evaluate_"):
+            np.testing.assert_allclose(result[source + name], result["saved_evaluate_" + name],
+                                       rtol=1e-5, atol=1e-6, err_msg=source + name)
+    np.testing.assert_allclose(result["predict"], result["saved_predict"], rtol=1e-5,
+                               atol=1e-6)
+    local = sorted(k for k in result if k.startswith("local_"))
+    assert len(local) == 8 and all(len(result[k]) == replicas_here for k in local)
+    for key in local:
+        for copy in result[key]:
+            np.testing.assert_allclose(copy, result["saved_" + key[6:]], rtol=1e-6, atol=1e-7)
+
+
+def test_mirrored_evaluates_with_the_saved_batch_norm_statistics(tmp_path):
+    # The halves of the batch differ, so without synchronised moving statistics each
+    # replica evaluates its slice with its own statistics (predictions differ ~2e-2).
+    result = run_worker("mirrored", tmp_path / "result.npz", script=EVALUATION_WORKER)
+    assert int(result["replicas"]) == 2
+    assert_evaluates_like_the_saved_model(result, replicas_here=2)
+
+
+def test_multi_worker_evaluates_with_the_saved_batch_norm_statistics(tmp_path):
+    outs = [tmp_path / f"w{i}.npz" for i in range(2)]
+    processes, logs = start_workers(
+        lambda i: [EVALUATION_WORKER, "multi_worker", str(outs[i])], tmp_path)
+    wait_all(processes, logs)
+    for result in (dict(np.load(out)) for out in outs):
+        assert int(result["replicas"]) == 2
+        assert_evaluates_like_the_saved_model(result, replicas_here=1)
+
