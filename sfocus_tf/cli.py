@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+import tensorflow as tf
 from absl import app, flags
+
+from sfocus_tf.validation import failed_check
 
 
 class CommandError(Exception):
@@ -31,6 +34,10 @@ def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Calla
             message = body()
         except USER_ERRORS as error:
             sys.exit(f"{prog}: error: {error}")
+        except tf.errors.InvalidArgumentError as error:  # e.g. labels out of range
+            if failed_check(error) is None:
+                raise
+            sys.exit(f"{prog}: error: {failed_check(error)}")
         if message:
             print(message)
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 from sklearn.metrics import average_precision_score
 
-from sfocus_tf import evaluation
+from sfocus_tf import eval_metrics as evaluation
 from sfocus_tf.evaluation import evaluate_run
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
@@ -43,14 +43,18 @@ def test_average_precision_matches_scikit_learn(rng):
 
 
 def test_attention_summary_reports_empty_maps_and_boxes():
-    maps = np.zeros((4, 2, 2))
+    maps = np.zeros((4, 2, 2), np.float32)
     maps[0, 0, 0], maps[1, 1, 1] = 1.0, 1.0
     arrays = {"overlap": np.array([0.1, 0.3, 0.0, 0.0]), "consistency": np.ones(4),
               "empty_target": np.array([0.0, 0.0, 1.0, 1.0]),
               "empty_confusing": np.array([1.0, 0.0, 0.0, 0.0]),
               "target_last": maps, "image_hw": (2, 2),
-              "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1))}
-    summary = evaluation.attention_summary(arrays)
+              "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1)),
+              "logits": np.eye(4, 3), "labels": np.array([0, 1, 2, 0]),
+              "target_class": np.array([0, 1, 2, 0]), "confusing_class": np.array([1, 0, 0, 2])}
+    totals = evaluation.MetricTotals(multi_label=False)
+    totals.add(arrays)
+    summary = totals.attention_summary()
     assert summary["empty_target_map"] == 0.5 and summary["empty_confusing_map"] == 0.25
     assert summary["attention_overlap"] == pytest.approx(0.1)
     assert summary["pointing_game"] == 0.25  # only map 0 peaks in its box; 2, 3 are empty
