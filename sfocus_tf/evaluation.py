@@ -103,7 +103,9 @@ def accumulate(model, dataset, steps: int | None = None, verbose: int | None = N
     for step, batch in enumerate(dataset, start=1):
         totals.add(batch_arrays(model, batch))
         progress.update(step, [(shown, totals.attention_summary()[shown])])
-    progress.update(step, finalize=True)
+    if step != progress.target:  # a size unknown until now (reaching it printed the end)
+        progress.target = step
+        progress.update(step, finalize=True)
     return totals
 
 

@@ -132,7 +132,7 @@ def test_evaluation_shows_progress_and_equals_whole_batch_results(capsys):
     model = tiny_model()
     dataset = boxed_batches(3)
     totals = evaluation.accumulate(model, dataset, verbose=2)
-    assert "3/3" in capsys.readouterr().out  # Keras' one-line summary when not a TTY
+    assert capsys.readouterr().out.count("3/3") == 1  # Keras' one line when not a TTY
     assert totals.examples == 24
     (images, labels, boxes), = dataset.unbatch().batch(24)
     whole = evaluation.batch_arrays(model, (images, labels, boxes))
@@ -143,3 +143,11 @@ def test_evaluation_shows_progress_and_equals_whole_batch_results(capsys):
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
     evaluation.accumulate(model, dataset, verbose=0)
     assert capsys.readouterr().out == ""
+    evaluation.accumulate(model, dataset.filter(lambda *batch: True), verbose=2)  # size unknown
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    # the final evaluation after training: model.evaluate's line, then the attention pass's
+    results = evaluation.evaluate(model, dataset.map(lambda x, y, b: (x, y)), verbose=2,
+                                  attention_dataset=dataset)
+    assert capsys.readouterr().out.count("3/3") == 2
+    assert results["test_examples"] == 24
+    assert results["pointing_game"] == pytest.approx(got["pointing_game"])
