@@ -87,12 +87,12 @@ def check_labels(labels, num_classes: int, multi_label: bool,
         labels = tf.cast(labels, tf.float32)
         if check_values:
             width = tf.shape(labels)[-1]
-            _require(tf.equal(width, num_classes), width,
-                     f"multi-label labels must be multi-hot vectors of width {num_classes} "
-                     f"(num_classes): got width")
+            labels = _require(labels, tf.equal(width, num_classes), width,
+                              f"multi-label labels must be multi-hot vectors of width "
+                              f"{num_classes} (num_classes): got width")
             binary = (labels == 0.0) | (labels == 1.0)
-            _require(tf.reduce_all(binary), tf.boolean_mask(labels, ~binary),
-                     "multi-label labels must be 0 or 1: got")
+            labels = _require(labels, tf.reduce_all(binary), tf.boolean_mask(labels, ~binary),
+                              "multi-label labels must be 0 or 1: got")
         return labels
     if labels.shape.rank == 2 and labels.shape[-1] == 1:
         labels = labels[:, 0]
@@ -102,8 +102,9 @@ def check_labels(labels, num_classes: int, multi_label: bool,
     labels = tf.cast(labels, tf.int32)
     if check_values:
         inside = (labels >= 0) & (labels < num_classes)
-        _require(tf.reduce_all(inside), tf.boolean_mask(labels, ~inside),
-                 f"labels out of range [0, {num_classes - 1}] (num_classes={num_classes}): got")
+        labels = _require(labels, tf.reduce_all(inside), tf.boolean_mask(labels, ~inside),
+                          f"labels out of range [0, {num_classes - 1}] "
+                          f"(num_classes={num_classes}): got")
     return labels
 
 
@@ -112,16 +113,21 @@ _CHECK_MARK = "sfocus input check:"
 _SHOWN_VALUES = 5
 
 
-def _require(condition, values, message: str) -> None:
-    """``message`` followed by (the first few of) ``values`` unless ``condition``:
-    a ValueError now when eager, else an assert that ``failed_check`` reads back."""
+def _require(labels, condition, values, message: str) -> tf.Tensor:
+    """``labels``, checked: unless ``condition``, ``message`` followed by (the first
+    few of) ``values``: a ValueError now when eager, else an assert that
+    ``failed_check`` reads back. In a graph the returned labels wait for the assert,
+    so no op that uses them (e.g. the cross-entropy's own range check) fails first."""
     if tf.executing_eagerly():
         if not bool(condition):
             shown = values.numpy().reshape(-1)
             more = " ..." if shown.size > _SHOWN_VALUES else ""
             raise ValueError(f"{message} {' '.join(map(str, shown[:_SHOWN_VALUES]))}{more}")
-        return
-    tf.debugging.Assert(condition, [_CHECK_MARK, message, values], summarize=_SHOWN_VALUES)
+        return labels
+    check = tf.debugging.Assert(condition, [_CHECK_MARK, message, values],
+                                summarize=_SHOWN_VALUES)
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
 
 
 def failed_check(error: Exception) -> str | None:
