@@ -6,6 +6,7 @@ import tensorflow_datasets as tfds
 from sklearn.metrics import average_precision_score
 
 from sfocus_tf import eval_metrics as evaluation
+from sfocus_tf.data import image_folder
 from sfocus_tf.evaluation import evaluate_run
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
@@ -99,3 +100,21 @@ def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
     assert results["most_confused_pairs"]
     assert (tmp_path / "eval" / "overlays.png").stat().st_size > 0
     assert "| true | confused with |" in (tmp_path / "eval" / "eval.md").read_text()
+
+
+def test_bad_images_are_skipped_in_training_and_evaluation_when_asked(tmp_path, capfd):
+    from test_data import write_folder_with_bad_files
+    root = write_folder_with_bad_files(tmp_path / "folder")
+    config = TrainConfig(dataset="image_folder", data_dir=root, model="resnet8", image_size=8,
+                         epochs=1, steps_per_epoch=1, batch_size=4, attention_images=2,
+                         skip_bad_images=True)
+    train_and_evaluate(config, str(tmp_path / "run"))
+    assert "skipped 2 of" in capfd.readouterr().err  # both bad files fall in train here
+    readable = [p for p in image_folder.list_split(root, "train")[0]
+                if "truncated" not in p and "garbage" not in p]
+    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+                           batch_size=4, num_overlays=2)  # the run's own setting: skip
+    assert results["examples"] == len(readable)
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+                     skip_bad_images=False)
