@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+import tensorflow as tf
 from absl import app, flags
+
+from sfocus_tf.validation import failed_check
 
 
 class CommandError(Exception):
@@ -43,6 +46,10 @@ def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Calla
             if not isinstance(error, USER_ERRORS) and error.errno is None:
                 raise  # an OSError not from the operating system: a bug, keep its traceback
             sys.exit(f"{prog}: error: {error_line(error)}")
+        except tf.errors.InvalidArgumentError as error:  # e.g. labels out of range
+            if failed_check(error) is None:
+                raise
+            sys.exit(f"{prog}: error: {failed_check(error)}")
         if message:
             print(message)
 

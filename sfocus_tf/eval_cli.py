@@ -7,6 +7,8 @@ confusing class) into ``--output_dir`` (default ``<workdir>/eval``): top-1/top-5
 accuracy or mAP, attention overlap and consistency, localisation inside the
 ground-truth boxes (share of attention energy, pointing game) where the dataset
 has boxes, and the most confused class pairs with their attention overlap.
+A progress bar counts the batches (one line at the end when stdout is not a
+terminal); memory stays that of one batch whatever the size of the split.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ flags.DEFINE_string("data_dir", None, "Override the run's data directory.")
 flags.DEFINE_integer("eval_steps", None, "Batches to evaluate; default: the whole split.")
 flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.")
 flags.DEFINE_integer("overlays", 16, "Examples in overlays.png.")
+flags.DEFINE_bool("skip_bad_images", None, "Image folders: leave out (and count) files that "
+                  "do not decode instead of failing; default: the run's own setting.")
 
 
 def _evaluate() -> str:
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
     results = evaluate_run(FLAGS.workdir, output_dir, FLAGS.split, FLAGS.data_dir,
-                           FLAGS.eval_steps, FLAGS.batch_size, FLAGS.overlays)
+                           FLAGS.eval_steps, FLAGS.batch_size, FLAGS.overlays,
+                           FLAGS.skip_bad_images)
     shown = {k: round(v, 4) for k, v in results.items() if isinstance(v, float)}
     return f"{shown}; written to {output_dir}"
 

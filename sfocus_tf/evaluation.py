@@ -1,23 +1,26 @@
 """Accuracy and attention quality of a trained model over a dataset.
 
-Pure NumPy metrics (testable on their own) and one loop, ``collect``, that
-feeds them: accuracy (top-1, top-5) or mAP, attention overlap of the true and the
-confusing class, cross-layer consistency, localisation inside ground-truth boxes
-(share of attention energy, pointing game), and the most confused class pairs.
+One loop, ``accumulate``, runs the model and its attention batch by batch and adds
+each batch to ``eval_metrics.MetricTotals`` (the NumPy metrics): accuracy (top-1,
+top-5) or mAP, attention overlap of the true and the confusing class, cross-layer
+consistency, localisation inside ground-truth boxes (share of attention energy,
+pointing game), and the most confused class pairs. Memory stays that of one batch,
+whatever the size of the dataset; a progress bar counts the batches.
 """
 
 from __future__ import annotations
 
-import collections
 import os
+import sys
+import weakref
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from sfocus_tf import data, losses, overlays
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
+from sfocus_tf.eval_metrics import MetricTotals
 from sfocus_tf.files import atomic_path, exists, local_copy, makedirs, read_json, write_json
 
 
@@ -28,7 +31,22 @@ def attention_statistics(model, images, labels) -> dict:
     Every model is measured with standard Grad-CAM (``GRADCAM_READING``: the logit,
     mean gradient weights, relu, max normalisation), whatever reading it trained with:
     a reading that redefines the map must not improve its own scores by doing so.
+    Traced once per model: eager TF ops leave garbage per call (e.g. a class per
+    einsum), which would make evaluation memory creep up with the number of batches.
     """
+    traced = _TRACED_STATISTICS.get(model)
+    if traced is None:
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+        traced = tf.function(lambda x, y: _statistics(model_ref(), x, y),
+                             reduce_retracing=True)
+        _TRACED_STATISTICS[model] = traced
+    return traced(images, labels)
+
+
+_TRACED_STATISTICS = weakref.WeakKeyDictionary()
+
+
+def _statistics(model, images, labels) -> dict:
     maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     cfg = model.sfocus_config
     mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
@@ -39,154 +57,74 @@ def attention_statistics(model, images, labels) -> dict:
                 empty_confusing=losses.empty_maps(maps["confusing_last"]))
 
 
-# -- localisation -----------------------------------------------------------------
-
-def box_masks(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[B, K, 4] normalised [ymin, xmin, ymax, xmax] -> [B, H, W] union masks, a pixel
-    counting as inside when its centre is. All-zero boxes (padding) cover nothing."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), -1, 4)
-    rows = (np.arange(height) + 0.5) / height
-    cols = (np.arange(width) + 0.5) / width
-    inside_rows = (rows[None, None, :] >= boxes[..., 0:1]) & (rows[None, None, :] <= boxes[..., 2:3])
-    inside_cols = (cols[None, None, :] >= boxes[..., 1:2]) & (cols[None, None, :] <= boxes[..., 3:4])
-    return (inside_rows[..., :, None] & inside_cols[..., None, :]).any(axis=1)
-
-
-def energy_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Share of each map's total attention that falls inside its mask (0 for an
-    all-zero map)."""
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * masks).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.zeros_like(total, dtype=np.float64),
-                     where=total > 0)
-
-
-def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
-    """1 where the map's maximum lies inside the mask, else 0. A map that is zero
-    everywhere points nowhere: a miss (argmax would say pixel (0, 0))."""
-    flat_maps = maps.reshape(len(maps), -1)
-    hits = masks.reshape(len(masks), -1)[np.arange(len(masks)), flat_maps.argmax(axis=1)]
-    return (hits & (flat_maps.max(axis=1) > tolerance)).astype(np.float64)
-
-
-# -- classification -------------------------------------------------------------
-
-def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    top = np.argsort(-logits, axis=1)[:, :k]
-    return float(np.mean((top == labels[:, None]).any(axis=1)))
-
-
-def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
-    """Area under the precision-recall curve, step-wise (as VOC 2010+ and scikit-learn's
-    ``average_precision_score``): mean precision at each positive's rank."""
-    order = np.argsort(-scores, kind="stable")
-    hits = positives[order].astype(bool)
-    if not hits.any():
-        return float("nan")
-    precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
-    return float(precision_at_hit.mean())
-
-
-def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """mAP over the classes that have at least one positive."""
-    per_class = [average_precision(scores[:, c], labels[:, c]) for c in range(labels.shape[1])]
-    return float(np.nanmean(per_class))
-
-
-def confused_pairs(true_class, confusing_class, predicted, overlap, top: int = 10) -> list:
-    """The (true, confusing) class pairs seen most often, with how often the model
-    predicted the confusing class (``predicted``: [B, N] booleans) and the pair's
-    mean attention overlap."""
-    groups = collections.defaultdict(list)
-    for index, pair in enumerate(zip(true_class.tolist(), confusing_class.tolist())):
-        groups[pair].append(index)
-    rows = [{"true": t, "confused_with": c, "examples": len(idx),
-             "errors": int(np.sum(predicted[idx, c])),
-             "mean_overlap": float(np.mean(overlap[idx]))}
-            for (t, c), idx in groups.items()]
-    rows.sort(key=lambda row: (-row["errors"], -row["examples"], row["true"]))
-    return rows[:top]
-
-
 # -- the loop -----------------------------------------------------------------
 
-def collect(model, dataset, steps: int | None = None) -> dict:
+def progress_verbosity() -> int:
+    """Keras' ``verbose``: a live bar on a terminal, one line per pass in a log file."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def batch_arrays(model, batch) -> dict:
+    """One batch of (images, labels) or (images, labels, boxes) -> the NumPy arrays
+    ``MetricTotals.add`` takes."""
+    images, labels = batch[0], batch[1]
+    stats = attention_statistics(model, images, labels)
+    arrays = {key: stats[key].numpy() for key in (
+        "logits", "overlap", "consistency", "target_class", "confusing_class", "target_last",
+        "empty_target", "empty_confusing")}
+    arrays.update(labels=labels.numpy(), image_hw=tuple(images.shape[1:3]))
+    if len(batch) > 2:
+        boxes = batch[2]
+        if isinstance(boxes, dict):  # several boxes per image: keep the target's
+            same = boxes["labels"].numpy() == arrays["target_class"][:, None]
+            arrays["boxes"] = boxes["boxes"].numpy() * same[..., None]
+        else:
+            arrays["boxes"] = boxes.numpy()[:, None, :]
+    return arrays
+
+
+def _batch_count(dataset, steps):
+    cardinality = int(dataset.cardinality())
+    return steps if steps is not None else (cardinality if cardinality >= 0 else None)
+
+
+def accumulate(model, dataset, steps: int | None = None, verbose: int | None = None
+               ) -> MetricTotals:
     """Runs the model and its attention over ``dataset`` (batches of (images, labels)
-    or (images, labels, boxes)); returns per-example arrays."""
+    or (images, labels, boxes)), one batch at a time, with a progress bar."""
     if steps is not None:
         dataset = dataset.take(steps)
-    parts = collections.defaultdict(list)
-    for batch in dataset:
-        images, labels = batch[0], batch[1]
-        stats = attention_statistics(model, images, labels)
-        parts["logits"].append(stats["logits"].numpy())
-        parts["labels"].append(labels.numpy())
-        for key in ("overlap", "consistency", "target_class", "confusing_class",
-                    "target_last", "confusing_last", "empty_target", "empty_confusing"):
-            parts[key].append(stats[key].numpy())
-        if len(batch) > 2:
-            boxes = batch[2]
-            if isinstance(boxes, dict):  # several boxes per image: keep the target's
-                same = boxes["labels"].numpy() == stats["target_class"].numpy()[:, None]
-                parts["boxes"].append(boxes["boxes"].numpy() * same[..., None])
-            else:
-                parts["boxes"].append(boxes.numpy()[:, None, :])
-        parts["image_hw"] = [images.shape[1:3]]
-    return {key: (np.concatenate(value) if key != "image_hw" else value[0])
-            for key, value in parts.items()}
-
-
-def summarise(arrays: dict, multi_label: bool, class_names=None) -> dict:
-    logits, labels = arrays["logits"], arrays["labels"]
-    name = (lambda c: class_names[c]) if class_names else str  # noqa: E731
-    results = {"examples": int(len(logits)), **attention_summary(arrays)}
-    if multi_label:  # a class is predicted when its sigmoid passes 0.5
-        results["mAP"] = mean_average_precision(logits, labels)
-        predicted, true_class = logits > 0, arrays["target_class"]
-    else:
-        predicted = np.eye(logits.shape[1], dtype=bool)[logits.argmax(axis=1)]
-        true_class = labels
-        results["accuracy"] = top_k_accuracy(logits, labels, 1)
-        if logits.shape[1] >= 5:
-            results["top5_accuracy"] = top_k_accuracy(logits, labels, 5)
-    pairs = confused_pairs(true_class, arrays["confusing_class"], predicted, arrays["overlap"])
-    for row in pairs:
-        row["true"], row["confused_with"] = name(row["true"]), name(row["confused_with"])
-    results["most_confused_pairs"] = pairs
-    return results
+    totals = MetricTotals(model.sfocus_config.multi_label)
+    verbose = progress_verbosity() if verbose is None else verbose
+    shown = "attention_overlap"  # the running mean so far, not a mean of means
+    progress = keras.utils.Progbar(_batch_count(dataset, steps), verbose=verbose,
+                                   stateful_metrics=[shown], unit_name="batch")
+    step = 0
+    for step, batch in enumerate(dataset, start=1):
+        totals.add(batch_arrays(model, batch))
+        progress.update(step, [(shown, totals.attention_summary()[shown])])
+    if step != progress.target:  # a size unknown until now (reaching it printed the end)
+        progress.target = step
+        progress.update(step, finalize=True)
+    return totals
 
 
 def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None,
-             attention_dataset: tf.data.Dataset | None = None) -> dict:
+             attention_dataset: tf.data.Dataset | None = None,
+             verbose: int | None = None) -> dict:
     """Test metrics for training runs: the objective's terms and accuracy
     (``model.evaluate`` on ``dataset``) plus the attention summary (overlap,
     consistency, empty maps) on ``attention_dataset``, the same examples with their
-    boxes where the data has them (localisation is then reported too)."""
+    boxes where the data has them (localisation is then reported too). Both passes
+    show progress."""
+    verbose = progress_verbosity() if verbose is None else verbose
     if steps is not None:
         dataset = dataset.take(steps)
     results = {f"test_{k}": float(v) for k, v in
-               model.evaluate(dataset, return_dict=True, verbose=0).items()}
-    arrays = collect(model, dataset if attention_dataset is None else attention_dataset, steps)
-    results.update(attention_summary(arrays), test_examples=len(arrays["overlap"]))
-    return results
-
-
-def attention_summary(arrays: dict) -> dict:
-    """Mean overlap, consistency and empty-map shares of ``collect``'s arrays, with
-    the share of attention inside the boxes and the pointing game where there are
-    boxes."""
-    results = {"attention_overlap": float(arrays["overlap"].mean()),
-               "attention_consistency": float(arrays["consistency"].mean()),
-               # A map that is zero everywhere (relu of a negative Grad-CAM) overlaps
-               # nothing: the cheapest way to satisfy the separability loss.
-               "empty_target_map": float(arrays["empty_target"].mean()),
-               "empty_confusing_map": float(arrays["empty_confusing"].mean())}
-    if "boxes" in arrays:
-        height, width = arrays["image_hw"]
-        maps = overlays.upsample(arrays["target_last"], height, width)
-        masks = box_masks(arrays["boxes"], height, width)
-        results["energy_inside_box"] = float(energy_inside(maps, masks).mean())
-        results["pointing_game"] = float(pointing_game(maps, masks).mean())
+               model.evaluate(dataset, return_dict=True, verbose=verbose).items()}
+    totals = accumulate(model, dataset if attention_dataset is None else attention_dataset,
+                        steps, verbose)
+    results.update(totals.attention_summary(), test_examples=totals.examples)
     return results
 
 
@@ -217,19 +155,22 @@ def load_run(workdir: str):
 
 
 def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
-                 batch_size=64, num_overlays=16) -> dict:
+                 batch_size=64, num_overlays=16, skip_bad_images=None) -> dict:
     """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
-    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``."""
+    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``.
+    ``skip_bad_images`` defaults to the run's own setting."""
     config, model = load_run(workdir)
     data_dir = data_dir or config["data_dir"]
     preset = data.get_preset(config["dataset"], image_size=config["image_size"],
                              data_dir=data_dir)
+    if skip_bad_images is None:
+        skip_bad_images = config.get("skip_bad_images", False)
     load = lambda boxes: data.load(config["dataset"], split, batch_size, training=False,  # noqa
                                    data_dir=data_dir, image_size=config["image_size"],
-                                   with_boxes=boxes)
-    arrays = collect(model, load(preset.has_boxes), eval_steps)
+                                   with_boxes=boxes, skip_bad_images=skip_bad_images)
+    totals = accumulate(model, load(preset.has_boxes), eval_steps)
     names = data.class_names(config["dataset"], data_dir=data_dir)
-    results = summarise(arrays, preset.multi_label, names)
+    results = totals.summary(names)
     results.update(dataset=config["dataset"], split=split or preset.test_split)
     makedirs(output_dir)
     write_json(os.path.join(output_dir, "eval.json"), results)

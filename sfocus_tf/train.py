@@ -45,6 +45,8 @@ flags.DEFINE_enum("mixed_precision", "none", MIXED_PRECISION, "Keras dtype polic
 flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_integer("backup_every_steps", 200, "Steps between resumable backups.")
 flags.DEFINE_bool("baseline", False, "Train the baseline: all attention weights 0.")
+flags.DEFINE_bool("skip_bad_images", False, "Image folders: leave out (and count) files that "
+                  "do not decode, instead of failing before training.")
 
 # One flag per SFocusConfig field, with its default and allowed values.
 for _field in dataclasses.fields(SFocusConfig):
@@ -75,7 +77,7 @@ def config_from_flags() -> TrainConfig:
         optimizer=FLAGS.optimizer, momentum=FLAGS.momentum, sfocus=sfocus, seed=FLAGS.seed,
         jit_compile={"auto": "auto", "true": True, "false": False}[FLAGS.jit_compile],
         mixed_precision=FLAGS.mixed_precision, strategy=FLAGS.strategy,
-        backup_every_steps=FLAGS.backup_every_steps)
+        backup_every_steps=FLAGS.backup_every_steps, skip_bad_images=FLAGS.skip_bad_images)
 
 
 def _train() -> str:

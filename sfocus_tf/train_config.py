@@ -45,6 +45,7 @@ class TrainConfig:
     strategy: str = "auto"
     backup_every_steps: int = 200
     attention_images: int = 8  # examples in the per-epoch overlay grid
+    skip_bad_images: bool = False  # image folders: leave out files that do not decode
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -115,6 +116,7 @@ def config_to_flags(config: TrainConfig) -> list[str]:
               "jit_compile": str(config.jit_compile).lower(),
               "mixed_precision": config.mixed_precision, "strategy": config.strategy,
               "backup_every_steps": config.backup_every_steps,
+              "skip_bad_images": config.skip_bad_images,
               **config.sfocus.to_dict()}
     if config.milestones:
         values["milestones"] = ",".join(map(str, config.milestones))

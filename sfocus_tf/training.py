@@ -109,7 +109,8 @@ class AttentionImages(keras.callbacks.Callback):
 
 def make_datasets(config: TrainConfig):
     """(endless shuffled training batches, test batches, steps per epoch)."""
-    kwargs = dict(data_dir=config.data_dir, image_size=config.image_size)
+    kwargs = dict(data_dir=config.data_dir, image_size=config.image_size,
+                  skip_bad_images=config.skip_bad_images)
     train = data.load(config.dataset, None, config.batch_size, training=True,
                       seed=config.seed, repeat=True, **kwargs)
     test = data.load(config.dataset, None, config.batch_size, training=False, **kwargs)

@@ -4,7 +4,11 @@
 
 Writes into ``workdir``: ``results.md`` and ``results.json`` (one row per trial:
 id, status, score, values), ``best.flags`` (a flagfile that ``sfocus-train``
-accepts) and the tuner's own state in ``tuner/``. Keras Tuner records a trial
+accepts), ``tensorboard/<trial>/execution0/`` (each trial's curves and its
+hyperparameters, for TensorBoard's HParams tab) and the tuner's own state in
+``tuner/``. Progress shows as Keras Tuner prints it: each trial's values, its
+epochs (a live bar on a terminal, a line per epoch otherwise) and its result
+beside the best so far. Keras Tuner records a trial
 that raised as FAILED/INVALID and carries on (after ``max_consecutive_failed_trials``
 it gives up): every trial's status is read back and reported, and
 ``SearchResults.ok`` is False unless all of them completed.
@@ -22,6 +26,7 @@ import keras
 import keras_tuner as kt
 
 from sfocus_tf import distribute
+from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
 from sfocus_tf.train_config import TrainConfig, config_to_flags
 from sfocus_tf.training import compiled_model, make_datasets
@@ -173,10 +178,14 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
     engine = make_tuner(tuner, hypermodel, objective, direction, max_trials, base.epochs,
                         base.seed, os.path.join(workdir, "tuner"), strategy)
+    # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
+    # trial's hyperparameters (the HParams plugin's summary) to it.
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"))
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,
-                      validation_data=test, validation_steps=base.eval_steps, verbose=0)
+                      validation_data=test, validation_steps=base.eval_steps,
+                      callbacks=[tensorboard], verbose=progress_verbosity())
     except RuntimeError as stopped:  # too many failed trials in a row
         error = stopped
     rows = trial_rows(engine)

@@ -75,8 +75,9 @@ def check_labels(labels, num_classes: int, multi_label: bool,
                  check_values: bool = True) -> tf.Tensor:
     """Class ids [B] (int32) or multi-hot labels [B, N] (float32).
 
-    ``check_values`` adds graph asserts on the label values; callers keep them
-    outside XLA, which drops asserts.
+    ``check_values`` adds checks of the label values (and of a multi-hot width
+    unknown until run time) naming the offending values; in a graph they are asserts,
+    so callers keep them outside XLA, which drops asserts.
     """
     labels = tf.convert_to_tensor(labels)
     if multi_label:
@@ -85,9 +86,13 @@ def check_labels(labels, num_classes: int, multi_label: bool,
                              f"got shape {labels.shape}")
         labels = tf.cast(labels, tf.float32)
         if check_values:
-            tf.debugging.assert_equal(
-                tf.reduce_all((labels == 0.0) | (labels == 1.0)), True,
-                message="multi-label labels must be 0 or 1")
+            width = tf.shape(labels)[-1]
+            labels = _require(labels, tf.equal(width, num_classes), width,
+                              f"multi-label labels must be multi-hot vectors of width "
+                              f"{num_classes} (num_classes): got width")
+            binary = (labels == 0.0) | (labels == 1.0)
+            labels = _require(labels, tf.reduce_all(binary), tf.boolean_mask(labels, ~binary),
+                              "multi-label labels must be 0 or 1: got")
         return labels
     if labels.shape.rank == 2 and labels.shape[-1] == 1:
         labels = labels[:, 0]
@@ -96,8 +101,42 @@ def check_labels(labels, num_classes: int, multi_label: bool,
                          f"{labels.shape}. One-hot labels: pass tf.argmax(labels, -1)")
     labels = tf.cast(labels, tf.int32)
     if check_values:
-        tf.debugging.assert_non_negative(labels, message="labels must be >= 0")
-        tf.debugging.assert_less(labels, num_classes,
-                                 message=f"labels out of range: num_classes={num_classes}, "
-                                         f"so labels must be in [0, {num_classes - 1}]")
+        inside = (labels >= 0) & (labels < num_classes)
+        labels = _require(labels, tf.reduce_all(inside), tf.boolean_mask(labels, ~inside),
+                          f"labels out of range [0, {num_classes - 1}] "
+                          f"(num_classes={num_classes}): got")
     return labels
+
+
+# Marks the asserts of ``_require`` in TF's error text, for ``failed_check``.
+_CHECK_MARK = "sfocus input check:"
+_SHOWN_VALUES = 5
+
+
+def _require(labels, condition, values, message: str) -> tf.Tensor:
+    """``labels``, checked: unless ``condition``, ``message`` followed by (the first
+    few of) ``values``: a ValueError now when eager, else an assert that
+    ``failed_check`` reads back. In a graph the returned labels wait for the assert,
+    so no op that uses them (e.g. the cross-entropy's own range check) fails first."""
+    if tf.executing_eagerly():
+        if not bool(condition):
+            shown = values.numpy().reshape(-1)
+            more = " ..." if shown.size > _SHOWN_VALUES else ""
+            raise ValueError(f"{message} {' '.join(map(str, shown[:_SHOWN_VALUES]))}{more}")
+        return labels
+    check = tf.debugging.Assert(condition, [_CHECK_MARK, message, values],
+                                summarize=_SHOWN_VALUES)
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
+def failed_check(error: Exception) -> str | None:
+    """The one-line message of a failed ``_require`` assert inside a TF error (which
+    otherwise carries a graph traceback), or None if the error is not one."""
+    text = getattr(error, "message", str(error))
+    marker = f"assertion failed: [{_CHECK_MARK}] "
+    for line in text.splitlines():
+        if marker in line:  # "[message] [values]", each as TF prints them
+            pieces = line.split(marker, 1)[1].strip()[1:-1].split("] [")
+            return " ".join(piece.strip() for piece in pieces)
+    return None

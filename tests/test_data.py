@@ -345,3 +345,65 @@ def test_eval_takes_the_centre_crop():
     raw = np.random.default_rng(1).integers(0, 256, (1, 16, 30, 3), dtype=np.uint8)
     served = denormalise(data.preprocess_for_serving(raw, preset).numpy(), preset)
     np.testing.assert_allclose(served, raw[:, 1:15, 8:22], atol=1e-3)
+
+
+def write_folder_with_bad_files(root):
+    """Good JPEG, PNG and WebP files per class, plus a truncated JPEG and a garbage PNG."""
+    for class_name, colour in CLASS_COLOURS.items():
+        os.makedirs(root / class_name)
+        for extension in ("jpg", "png", "webp"):
+            Image.new("RGB", (10, 12), colour).save(root / class_name / f"good.{extension}",
+                                                   quality=100, lossless=True)
+    whole = (root / "cat" / "good.jpg").read_bytes()
+    (root / "cat" / "truncated.jpg").write_bytes(whole[:len(whole) // 2])
+    (root / "bee" / "garbage.png").write_bytes(b"not an image at all")
+    return str(root)
+
+
+def test_unreadable_images_fail_before_training_or_are_skipped(tmp_path, capfd):
+    root = write_folder_with_bad_files(tmp_path / "folder")
+    load = lambda **options: data.load("image_folder", "train", 16, training=False,  # noqa
+                                       data_dir=root, test_fraction=0.0, image_size=8,
+                                       **options)
+    with pytest.raises(ValueError) as failure:
+        load()
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith(f"2 of 11 images in {root}")
+    assert os.path.join("cat", "truncated.jpg") in message and "garbage.png" in message
+    assert "--skip_bad_images" in message
+    (images, labels), = take_all(load(skip_bad_images=True))
+    assert "skipped 2 of 11 images" in capfd.readouterr().err
+    assert len(labels) == 9  # JPEG, PNG and WebP of each class
+    preset = data.get_preset("image_folder", data_dir=root, image_size=8)
+    names = sorted(CLASS_COLOURS)
+    for image, label in zip(denormalise(images, preset), labels):  # WebP decodes too
+        np.testing.assert_allclose(image.reshape(-1, 3).mean(0),
+                                   CLASS_COLOURS[names[label]], atol=3.0)
+
+
+def test_unreadable_images_are_found_in_parallel_and_named(tmp_path):
+    root = write_folder_with_bad_files(tmp_path / "folder")
+    paths, _ = image_folder.list_split(root, "train", test_fraction=0.0)
+    assert sum(path.endswith(".webp") for path in paths) == 3
+    bad = dict(image_folder.find_unreadable(paths, 3))
+    assert set(bad) == {os.path.join(root, "cat", "truncated.jpg"),
+                        os.path.join(root, "bee", "garbage.png")}
+    assert all(reason and "\n" not in reason and "{{" not in reason and "name:" not in reason
+               for reason in bad.values())
+    # readable files are remembered: a second look decodes only the bad ones again
+    assert dict(image_folder.find_unreadable(paths, 3)) == bad
+    os.remove(os.path.join(root, "ant", "good.png"))
+    assert os.path.join(root, "ant", "good.png") in dict(image_folder.find_unreadable(paths, 3))
+
+
+def test_training_cli_names_the_bad_image_in_one_line(tmp_path):
+    root = write_folder_with_bad_files(tmp_path / "folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "sfocus_tf.train", "--dataset=image_folder", f"--data_dir={root}",
+         "--model=resnet8", "--image_size=8", "--epochs=1", "--steps_per_epoch=1",
+         f"--workdir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sfocus-train: error: ") and "truncated.jpg" in last
+    assert "Traceback" not in result.stderr

@@ -5,7 +5,8 @@ import pytest
 import tensorflow_datasets as tfds
 from sklearn.metrics import average_precision_score
 
-from sfocus_tf import evaluation
+from sfocus_tf import eval_metrics as evaluation
+from sfocus_tf.data import image_folder
 from sfocus_tf.evaluation import evaluate_run
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
@@ -43,14 +44,18 @@ def test_average_precision_matches_scikit_learn(rng):
 
 
 def test_attention_summary_reports_empty_maps_and_boxes():
-    maps = np.zeros((4, 2, 2))
+    maps = np.zeros((4, 2, 2), np.float32)
     maps[0, 0, 0], maps[1, 1, 1] = 1.0, 1.0
     arrays = {"overlap": np.array([0.1, 0.3, 0.0, 0.0]), "consistency": np.ones(4),
               "empty_target": np.array([0.0, 0.0, 1.0, 1.0]),
               "empty_confusing": np.array([1.0, 0.0, 0.0, 0.0]),
               "target_last": maps, "image_hw": (2, 2),
-              "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1))}
-    summary = evaluation.attention_summary(arrays)
+              "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1)),
+              "logits": np.eye(4, 3), "labels": np.array([0, 1, 2, 0]),
+              "target_class": np.array([0, 1, 2, 0]), "confusing_class": np.array([1, 0, 0, 2])}
+    totals = evaluation.MetricTotals(multi_label=False)
+    totals.add(arrays)
+    summary = totals.attention_summary()
     assert summary["empty_target_map"] == 0.5 and summary["empty_confusing_map"] == 0.25
     assert summary["attention_overlap"] == pytest.approx(0.1)
     assert summary["pointing_game"] == 0.25  # only map 0 peaks in its box; 2, 3 are empty
@@ -95,3 +100,21 @@ def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
     assert results["most_confused_pairs"]
     assert (tmp_path / "eval" / "overlays.png").stat().st_size > 0
     assert "| true | confused with |" in (tmp_path / "eval" / "eval.md").read_text()
+
+
+def test_bad_images_are_skipped_in_training_and_evaluation_when_asked(tmp_path, capfd):
+    from test_data import write_folder_with_bad_files
+    root = write_folder_with_bad_files(tmp_path / "folder")
+    config = TrainConfig(dataset="image_folder", data_dir=root, model="resnet8", image_size=8,
+                         epochs=1, steps_per_epoch=1, batch_size=4, attention_images=2,
+                         skip_bad_images=True)
+    train_and_evaluate(config, str(tmp_path / "run"))
+    assert "skipped 2 of" in capfd.readouterr().err  # both bad files fall in train here
+    readable = [p for p in image_folder.list_split(root, "train")[0]
+                if "truncated" not in p and "garbage" not in p]
+    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+                           batch_size=4, num_overlays=2)  # the run's own setting: skip
+    assert results["examples"] == len(readable)
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+                     skip_bad_images=False)

@@ -5,6 +5,7 @@ import sys
 
 import keras_tuner as kt
 import pytest
+import tensorflow as tf
 
 from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
@@ -43,11 +44,34 @@ def test_trials_build_the_model_that_sfocus_train_would(tmp_path):
         search(config.replace(strategy="multi_worker"), str(tmp_path / "mw"))
 
 
-def test_tiny_search_completes_and_its_flagfile_trains(tmp_path):
+def hparams_in(folder) -> dict:
+    """{name: value} of the HParams session-start summary in ``folder``'s event files."""
+    from tensorboard.plugins.hparams import metadata
+    values = {}
+    for name in (n for n in os.listdir(folder) if n.startswith("events.out.tfevents")):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            for value in event.summary.value:
+                if value.tag == metadata.SESSION_START_INFO_TAG:
+                    info = metadata.parse_session_start_info_plugin_data(
+                        value.metadata.plugin_data.content)
+                    values.update({k: v.number_value for k, v in info.hparams.items()})
+    return values
+
+
+def test_tiny_search_completes_and_its_flagfile_trains(tmp_path, capfd):
     workdir = tmp_path / "tune"
     results = search(base_config(tmp_path), str(workdir), SearchSpace.parse("lr=0.01:0.1"),
                      tuner="random", max_trials=2)
     assert results.ok and len(results.rows) == 2
+    shown = capfd.readouterr().out  # Keras Tuner's own progress and results
+    assert "Trial 2 Complete" in shown and "Best val_accuracy So Far" in shown
+    assert "2/2 - " in shown and "val_accuracy: " in shown  # the epochs, as fit shows them
+    logged = sorted(os.listdir(workdir / "tensorboard"))
+    assert logged == sorted(row["trial"] for row in results.rows)
+    for row in results.rows:  # each trial's folder holds its hyperparameters
+        folder = workdir / "tensorboard" / row["trial"] / "execution0"
+        assert hparams_in(folder) == pytest.approx(row["values"])
+        assert {"train", "validation"} <= set(os.listdir(folder))
     assert all(row["status"] == "COMPLETED" and row["score"] is not None for row in results.rows)
     table = (workdir / "results.md").read_text()
     assert table.count("COMPLETED") == 2 and "val_accuracy" in table

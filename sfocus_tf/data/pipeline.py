@@ -111,7 +111,7 @@ def load(name: str, split: str | None = None, batch_size: int | None = None, *,
          with_boxes: bool = False, drop_remainder: bool | None = None,
          shuffle: bool | None = None, cache: bool | None = None, repeat: bool = False,
          download: bool = True, test_fraction: float = 0.2,
-         train_per_class: int | None = None) -> tf.data.Dataset:
+         train_per_class: int | None = None, skip_bad_images: bool = False) -> tf.data.Dataset:
     """Batches ``(images float32 [B, H, W, C] normalised, labels)``.
 
     Labels are int32 [B], or float32 multi-hot [B, N] for multi-label data (VOC).
@@ -136,7 +136,8 @@ def load(name: str, split: str | None = None, batch_size: int | None = None, *,
     dataset = _source(preset, split, data_dir=data_dir, manual_dir=manual_dir,
                       shuffle=shuffle, seed=seed, with_boxes=with_boxes, download=download,
                       folder_options=dict(test_fraction=test_fraction,
-                                          train_per_class=train_per_class))
+                                          train_per_class=train_per_class,
+                                          skip_bad_images=skip_bad_images))
     if preset.cache if cache is None else cache:
         dataset = dataset.cache()
     if shuffle:

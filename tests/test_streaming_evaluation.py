@@ -1,0 +1,153 @@
+"""Evaluation batch by batch: the same numbers as the full-array computation, memory
+that does not grow with the dataset, and progress that shows."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sfocus_tf import SFocusConfig, SFocusModel, eval_metrics, evaluation, overlays
+from tiny import tiny_backbone
+
+NUM_CLASSES = 6
+
+
+def reference_summary(arrays: dict, multi_label: bool) -> dict:
+    """The pre-streaming computation: every example's arrays concatenated, one
+    [N, H, W] mask array, then means (the old ``evaluation.summarise``)."""
+    logits, labels = arrays["logits"], arrays["labels"]
+    results = {"examples": len(logits),
+               "attention_overlap": float(arrays["overlap"].mean()),
+               "attention_consistency": float(arrays["consistency"].mean()),
+               "empty_target_map": float(arrays["empty_target"].mean()),
+               "empty_confusing_map": float(arrays["empty_confusing"].mean())}
+    if "boxes" in arrays:
+        height, width = arrays["image_hw"]
+        maps = overlays.upsample(arrays["target_last"], height, width)
+        masks = eval_metrics.box_masks(arrays["boxes"], height, width)
+        results["energy_inside_box"] = float(eval_metrics.energy_inside(maps, masks).mean())
+        results["pointing_game"] = float(eval_metrics.pointing_game(maps, masks).mean())
+    if multi_label:
+        results["mAP"] = eval_metrics.mean_average_precision(logits, labels)
+        predicted, true_class = logits > 0, arrays["target_class"]
+    else:
+        predicted = np.eye(logits.shape[1], dtype=bool)[logits.argmax(axis=1)]
+        true_class = labels
+        results["accuracy"] = eval_metrics.top_k_accuracy(logits, labels, 1)
+        results["top5_accuracy"] = eval_metrics.top_k_accuracy(logits, labels, 5)
+    groups = {}
+    for index, pair in enumerate(zip(true_class.tolist(), arrays["confusing_class"].tolist())):
+        groups.setdefault(pair, []).append(index)
+    pairs = [{"true": str(t), "confused_with": str(c), "examples": len(idx),
+              "errors": int(np.sum(predicted[idx, c])),
+              "mean_overlap": float(np.mean(arrays["overlap"][idx]))}
+             for (t, c), idx in groups.items()]
+    pairs.sort(key=lambda row: (-row["errors"], -row["examples"], row["true"]))
+    results["most_confused_pairs"] = pairs[:10]
+    return results
+
+
+def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)):
+    out = []
+    for _ in range(batches):
+        logits = rng.normal(size=(size, NUM_CLASSES)).astype(np.float32)
+        labels = ((rng.random((size, NUM_CLASSES)) < 0.3).astype(np.float32) if multi_label
+                  else rng.integers(0, NUM_CLASSES, size))
+        if multi_label:
+            labels[0] = 1.0  # every class has a positive
+        maps = rng.random((size,) + grid).astype(np.float32)
+        maps[0] = 0.0  # an empty map
+        corners = rng.random((size, 3, 2)) * 0.6
+        boxes = np.concatenate([corners, corners + 0.4], axis=-1)
+        boxes[:, 2] = 0.0  # padding
+        out.append({"logits": logits, "labels": labels,
+                    "overlap": rng.random(size).astype(np.float32),
+                    "consistency": rng.random(size).astype(np.float32),
+                    "empty_target": (rng.random(size) < 0.2).astype(np.float32),
+                    "empty_confusing": (rng.random(size) < 0.2).astype(np.float32),
+                    "target_class": rng.integers(0, NUM_CLASSES, size),
+                    "confusing_class": rng.integers(0, 3, size),  # repeated pairs
+                    "target_last": maps, "boxes": boxes, "image_hw": hw})
+    return out
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_batch_by_batch_equals_the_full_array_computation(rng, multi_label):
+    batches = random_batches(rng, multi_label)
+    totals = eval_metrics.MetricTotals(multi_label)
+    for batch in batches:
+        totals.add(batch)
+    whole = {key: (np.concatenate([b[key] for b in batches]) if key != "image_hw"
+                   else batches[0][key]) for key in batches[0]}
+    expected = reference_summary(whole, multi_label)
+    got = totals.summary()
+    assert list(got) == list(expected)  # same keys, same order
+    pairs = got.pop("most_confused_pairs")
+    expected_pairs = expected.pop("most_confused_pairs")
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert [{k: v for k, v in p.items() if k != "mean_overlap"} for p in pairs] == \
+        [{k: v for k, v in p.items() if k != "mean_overlap"} for p in expected_pairs]
+    assert [p["mean_overlap"] for p in pairs] == pytest.approx(
+        [p["mean_overlap"] for p in expected_pairs], rel=1e-6)
+    assert 0 < got["pointing_game"] < 1 and 0 < got["energy_inside_box"] < 1
+
+
+def tiny_model():
+    model = SFocusModel(tiny_backbone((12, 12, 3), NUM_CLASSES), NUM_CLASSES, SFocusConfig())
+    model.compile("sgd", jit_compile=False)
+    return model
+
+
+def boxed_batches(count, size=8):
+    rng = np.random.default_rng(count)
+    images = rng.normal(size=(count * size, 12, 12, 3)).astype(np.float32)
+    labels = rng.integers(0, NUM_CLASSES, count * size).astype(np.int32)
+    corners = rng.random((count * size, 2)).astype(np.float32) * 0.5
+    boxes = np.concatenate([corners, corners + 0.5], axis=-1)
+    return tf.data.Dataset.from_tensor_slices((images, labels, boxes)).batch(size)
+
+
+def peak_python_memory(model, dataset) -> int:
+    """Peak bytes allocated by Python and NumPy while evaluating ``dataset`` (the
+    dataset itself is built before measuring)."""
+    tracemalloc.start()
+    try:
+        evaluation.accumulate(model, dataset, verbose=0).summary()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_dataset():
+    model = tiny_model()
+    small, large = boxed_batches(4), boxed_batches(40)
+    peak_python_memory(model, small)  # warm-up: tracing and first-call caches
+    small_peak = peak_python_memory(model, small)
+    large_peak = peak_python_memory(model, large)
+    assert large_peak < 3 * small_peak, (small_peak, large_peak)
+
+
+def test_evaluation_shows_progress_and_equals_whole_batch_results(capsys):
+    model = tiny_model()
+    dataset = boxed_batches(3)
+    totals = evaluation.accumulate(model, dataset, verbose=2)
+    assert capsys.readouterr().out.count("3/3") == 1  # Keras' one line when not a TTY
+    assert totals.examples == 24
+    (images, labels, boxes), = dataset.unbatch().batch(24)
+    whole = evaluation.batch_arrays(model, (images, labels, boxes))
+    expected = reference_summary(whole, multi_label=False)
+    got = totals.summary()
+    for key in ("accuracy", "top5_accuracy", "attention_overlap", "pointing_game",
+                "energy_inside_box"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+    evaluation.accumulate(model, dataset, verbose=0)
+    assert capsys.readouterr().out == ""
+    evaluation.accumulate(model, dataset.filter(lambda *batch: True), verbose=2)  # size unknown
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    # the final evaluation after training: model.evaluate's line, then the attention pass's
+    results = evaluation.evaluate(model, dataset.map(lambda x, y, b: (x, y)), verbose=2,
+                                  attention_dataset=dataset)
+    assert capsys.readouterr().out.count("3/3") == 2
+    assert results["test_examples"] == 24
+    assert results["pointing_game"] == pytest.approx(got["pointing_game"])
