@@ -77,6 +77,9 @@ def compiled_model(config: TrainConfig, preset, steps_per_epoch: int) -> SFocusM
         model = build_model(config, preset)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch),
                       jit_compile=config.jit_compile)
+        # Built now, in the strategy's scope, so fit need not build it from an extra
+        # pass over the training data (SFocusModel._maybe_symbolic_build).
+        model.optimizer.build(model.trainable_variables)
     return model
 
 

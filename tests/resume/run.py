@@ -1,12 +1,13 @@
 """One tiny deterministic training run for tests/test_resume.py.
 
-    python tests/resume/run.py DATA_DIR WORKDIR KILL_AT_STEP
+    python tests/resume/run.py DATA_DIR WORKDIR KILL_AT_STEP [mirrored]
 
 Op determinism on; with KILL_AT_STEP > 0 the process SIGKILLs itself right after
-that optimizer step (after any backup of that step). Prints one JSON line of the
-metrics.
+that optimizer step (after any backup of that step). ``mirrored``: MirroredStrategy
+on 2 logical CPUs. Prints one JSON line of the metrics.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 tf.config.experimental.enable_op_determinism()
@@ -40,10 +43,21 @@ class KilledAt(BackupAndResume):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(data_dir, workdir, kill_at):
+def main(data_dir, workdir, kill_at, strategy="auto"):
+    if strategy == "mirrored":
+        cpu, = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     KilledAt.kill_at = int(kill_at)
     training.BackupAndResume = KilledAt
-    metrics = training.train_and_evaluate(TrainConfig(data_dir=data_dir, **CONFIG), workdir)
+    config = TrainConfig(data_dir=data_dir, strategy=strategy, **CONFIG)
+    model, metrics = training.train(config, workdir)
+    # The trained variables alone: under MirroredStrategy each replica keeps its own
+    # BatchNorm moving statistics, and a backup holds their mean.
+    digest = hashlib.sha256()
+    for weight in model.trainable_weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    metrics["trainable_checksum"] = digest.hexdigest()[:16]
     print("METRICS " + json.dumps(metrics, sort_keys=True))
 
 
