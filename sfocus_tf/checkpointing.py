@@ -142,13 +142,15 @@ class BackupAndResume(keras.callbacks.Callback):
                 if isinstance(state, Exception):
                     raise state
                 _load_weights(model, os.path.join(self.restore_dir, state["weights"]))
+                resume_at = (int(state["epoch"]), int(state["step"]))
+                history = dict(state["history"])
             except (OSError, ValueError, KeyError, TypeError) as error:
                 unreadable.append(path)
                 logging.warning("backup %s cannot be read (%s); falling back to the "
                                 "previous one", path, _first_line(error))
                 continue
-            self._state = dict(state, history=dict(state["history"]))
-            self._resume_at = (state["epoch"], state["step"])
+            self._state = dict(state, history=history)
+            self._resume_at = resume_at
             self._seconds_before = state.get("train_seconds", 0.0)
             if unreadable:
                 logging.warning("resuming from the backup at step %d, %s",
@@ -212,7 +214,7 @@ class BackupAndResume(keras.callbacks.Callback):
         self._state = json_safe(state)  # NaN validation logs become null
         write_json(os.path.join(self.backup_dir, f"{name}.json"), self._state)
         write_json(os.path.join(self.backup_dir, "latest.json"), self._state)
-        self._remove_old()
+        self._remove_old(global_step)
 
     def _metric_sums(self) -> list:
         """The variables of every metric (totals and counts), for the epoch's
@@ -229,9 +231,13 @@ class BackupAndResume(keras.callbacks.Callback):
         for variable, value in zip(variables, sums):
             variable.assign(np.asarray(value, dtype=variable.dtype))
 
-    def _remove_old(self) -> None:
+    def _remove_old(self, newest: int) -> None:
+        """Keeps the ``keep`` newest backups up to ``newest``, the one just written;
+        later ones are from a run stopped after them and resumed from an earlier
+        backup (or could not be read): stale."""
         backups = _backups(self.backup_dir)
-        for step in sorted(backups)[:-self.keep]:  # the one just written is the newest
+        kept = sorted(step for step in backups if step <= newest)[-self.keep:]
+        for step in set(backups) - set(kept):
             for kind in backups[step]:
                 tf.io.gfile.remove(os.path.join(self.backup_dir, f"ckpt-{step}.{kind}"))
 
