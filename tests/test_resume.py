@@ -204,3 +204,17 @@ def test_no_readable_backup_is_an_error_not_a_fresh_start(trained, tmp_path):
         weights.write_bytes(b"not hdf5")
     with pytest.raises(BackupError, match="no backup in .* can be read"):
         train_and_evaluate(config, str(workdir))
+
+
+def test_backups_newer_than_the_resumed_step_are_removed_as_stale(trained, tmp_path):
+    """An unreadable backup at step 9 (a later, abandoned run): training resumes from
+    step 4 and, at its next backups, drops step 9 instead of the good ones."""
+    config, workdir, _ = copy_of(trained, tmp_path)
+    backup = workdir / "backup"
+    shutil.copy(backup / "ckpt-4.json", backup / "ckpt-9.json")
+    (backup / "ckpt-9.weights.h5").write_bytes(b"truncated")
+    longer = train_and_evaluate(config.replace(epochs=2), str(workdir),
+                                allow_config_change=True)
+    assert longer["resumed_from_global_step"] == 4
+    assert sorted(p.name for p in backup.glob("ckpt-*")) == [
+        "ckpt-6.json", "ckpt-6.weights.h5", "ckpt-8.json", "ckpt-8.weights.h5"]
