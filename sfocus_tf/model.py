@@ -202,6 +202,17 @@ class SFocusModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)  # so its state can load
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy Keras builds what is left to build from a
+        # batch of an extra iterator over the training data. That iterator draws the
+        # seeds of the shuffle and augmentation passes it reads, which shifts the
+        # stream the training iterator then sees (a resumed run could not replay it).
+        # The model is built here at construction; with its optimizer built too
+        # (``training.compiled_model``), nothing is left to build.
+        if iterator is not None and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def xla_compiled(self) -> bool:
         """Whether the training and evaluation steps run under XLA."""

@@ -4,7 +4,8 @@
     sfocus-train --flagfile=run.flags --baseline
 
 Flags left unset take the dataset preset's value; every SFocusConfig field is a
-flag. Restarting with the same --workdir resumes from the last backup.
+flag. Restarting with the same --workdir resumes from the last backup, at its step;
+a changed config is refused unless --allow_config_change.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ flags.DEFINE_integer("backup_every_steps", 200, "Steps between resumable backups
 flags.DEFINE_bool("baseline", False, "Train the baseline: all attention weights 0.")
 flags.DEFINE_bool("skip_bad_images", False, "Image folders: leave out (and count) files that "
                   "do not decode, instead of failing before training.")
+flags.DEFINE_bool("allow_config_change", False,
+                  "Resume a workdir trained with a different config (by default refused).")
 
 # One flag per SFocusConfig field, with its default and allowed values.
 for _field in dataclasses.fields(SFocusConfig):
@@ -82,7 +85,8 @@ def config_from_flags() -> TrainConfig:
 
 def _train() -> str:
     config = config_from_flags()
-    metrics = train_and_evaluate(config, FLAGS.workdir)
+    metrics = train_and_evaluate(config, FLAGS.workdir,
+                                 allow_config_change=FLAGS.allow_config_change)
     return (f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
             f"{metrics['attention_overlap']:.4f}, consistency "
             f"{metrics['attention_consistency']:.4f}, weights {metrics['weights_checksum']}; "

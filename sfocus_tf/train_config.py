@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Mapping
 
 import keras_models
@@ -13,6 +14,11 @@ from sfocus_tf.distribute import STRATEGIES
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+# Fields that may change when a run is restarted: they say how and where it runs and
+# what it writes besides the model, not what it trains. strategy and jit_compile
+# already follow the machine when left at "auto", so an explicit change is no worse;
+# backup_every_steps and attention_images change only the backups and overlays.
+OPERATIONAL_FIELDS = ("strategy", "jit_compile", "backup_every_steps", "attention_images")
 # Fields that fall back to the dataset preset when left at None.
 PRESET_FIELDS = ("batch_size", "epochs", "schedule", "milestones", "learning_rate",
                  "weight_decay")
@@ -129,6 +135,29 @@ def config_to_flags(config: TrainConfig) -> list[str]:
         else:
             lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
     return lines
+
+
+def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
+    """``"name old -> new"`` for each field where ``config`` differs from ``stored`` (a
+    ``config.json``), nested fields as ``sfocus.name``, values as JSON; the
+    OPERATIONAL_FIELDS are not compared."""
+    old = _flatten(stored)
+    new = _flatten(json.loads(json.dumps(config.to_dict())))  # tuples as JSON lists
+    names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS))
+    missing = "(absent)"
+    return [f"{name} {json.dumps(old[name]) if name in old else missing} -> "
+            f"{json.dumps(new[name]) if name in new else missing}"
+            for name in names if old.get(name, missing) != new.get(name, missing)]
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict:
+    flat = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def _check_choice(name, value, allowed):

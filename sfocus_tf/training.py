@@ -9,7 +9,9 @@ What it writes into ``workdir``::
     model.keras          the final model (atomic)
     metrics.json         test accuracy, loss terms and attention metrics (atomic)
 
-Restarting with the same workdir resumes from the newest backup.
+Restarting with the same workdir resumes from the newest backup, at the step it was
+taken (``fit_from_backup``), provided the config is the one the workdir was trained
+with (``check_config``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 import keras_models
 from sfocus_tf import data, distribute, evaluation, files, overlays
-from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
+from sfocus_tf.checkpointing import BackupAndResume, read_json, save_model, write_json
+from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights, json_safe
 from sfocus_tf.model import SFocusModel
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.train_config import TrainConfig, config_changes
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -73,6 +77,9 @@ def compiled_model(config: TrainConfig, preset, steps_per_epoch: int) -> SFocusM
         model = build_model(config, preset)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch),
                       jit_compile=config.jit_compile)
+        # Built now, in the strategy's scope, so fit need not build it from an extra
+        # pass over the training data (SFocusModel._maybe_symbolic_build).
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -109,12 +116,27 @@ class AttentionImages(keras.callbacks.Callback):
 
 def make_datasets(config: TrainConfig):
     """(endless shuffled training batches, test batches, steps per epoch)."""
-    kwargs = dict(data_dir=config.data_dir, image_size=config.image_size,
-                  skip_bad_images=config.skip_bad_images)
+    return training_batches(config), test_batches(config), steps_per_epoch(config)
+
+
+def test_batches(config: TrainConfig) -> tf.data.Dataset:
+    return data.load(config.dataset, None, config.batch_size, training=False,
+                     data_dir=config.data_dir, image_size=config.image_size,
+                     skip_bad_images=config.skip_bad_images)
+
+
+def training_batches(config: TrainConfig, skip: int = 0) -> tf.data.Dataset:
+    """The endless seeded training stream, from its ``skip``-th batch on.
+
+    A new dataset each call: the shuffle and the augmentation seeds draw new numbers
+    for each iterator over one dataset object, so only a fresh one starts the
+    stream as an uninterrupted run saw it. The skipped batches are still read and
+    augmented (tf.data cannot jump), at the input pipeline's speed.
+    """
     train = data.load(config.dataset, None, config.batch_size, training=True,
-                      seed=config.seed, repeat=True, **kwargs)
-    test = data.load(config.dataset, None, config.batch_size, training=False, **kwargs)
-    return train, test, steps_per_epoch(config)
+                      seed=config.seed, repeat=True, data_dir=config.data_dir,
+                      image_size=config.image_size, skip_bad_images=config.skip_bad_images)
+    return train.skip(skip) if skip else train
 
 
 def steps_per_epoch(config: TrainConfig) -> int:
@@ -127,13 +149,40 @@ def steps_per_epoch(config: TrainConfig) -> int:
     return max(1, count // config.batch_size)
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+class ConfigChangedError(ValueError):
+    """A workdir was trained with another config (a ValueError: one line in the CLI)."""
+
+
+def check_config(config: TrainConfig, workdir: str, allow_change: bool = False) -> None:
+    """Raises ``ConfigChangedError`` naming the fields that differ when ``workdir``
+    holds training (a backup or a final model) of another config; with
+    ``allow_change`` logs them instead. A workdir with a config.json and nothing
+    trained yet (stopped before its first backup) takes the new config."""
+    stored = read_json(os.path.join(workdir, "config.json"))
+    trained = any(tf.io.gfile.exists(os.path.join(workdir, name))
+                  for name in ("backup", "model.keras"))
+    changes = config_changes(stored, config) if stored is not None and trained else []
+    if not changes:
+        return
+    if not allow_change:
+        raise ConfigChangedError(
+            f"workdir {workdir} was trained with a different config: {', '.join(changes)}"
+            "; pass --allow_config_change (allow_config_change=True) to continue anyway")
+    logging.warning("continuing %s with a changed config: %s", workdir, ", ".join(changes))
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str, *,
+                       allow_config_change: bool = False) -> dict:
     """Trains ``config`` into ``workdir`` (resuming if it holds a backup), evaluates
-    on the test split, and returns the metrics it writes to ``metrics.json``."""
-    return train(config, workdir)[1]
+    on the test split, and returns the metrics it writes to ``metrics.json``.
+
+    A workdir trained with another config is refused (``ConfigChangedError``)
+    unless ``allow_config_change``; ``train_config.OPERATIONAL_FIELDS`` may always
+    change. A NaN or Inf loss stops the run (``finite.NonFiniteError``)."""
+    return train(config, workdir, allow_config_change=allow_config_change)[1]
 
 
-def train(config: TrainConfig, workdir: str):
+def train(config: TrainConfig, workdir: str, *, allow_config_change: bool = False):
     """``train_and_evaluate``, returning ``(model, metrics)``.
 
     Under MultiWorkerMirroredStrategy every worker runs this, all of it (saving
@@ -145,48 +194,73 @@ def train(config: TrainConfig, workdir: str):
     strategy = distribute.make_strategy(config.strategy)  # before any other TF work
     out = distribute.output_dir(workdir, strategy)
     try:
-        return _train_in(config, strategy, workdir, out)
+        return _train_in(config, strategy, workdir, out, allow_config_change)
     finally:
         if out != workdir:
             shutil.rmtree(out, ignore_errors=True)
 
 
-def _train_in(config: TrainConfig, strategy, workdir: str, out: str):
+def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
+              allow_config_change: bool):
+    check_config(config, workdir, allow_config_change)  # before config.json is replaced
     files.prepare_output_dir(out)  # writable (else one line), no leftover temporaries
     write_json(os.path.join(out, "config.json"), config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    train_data, test, steps_per_epoch = make_datasets(config)
+    test, epoch_steps = test_batches(config), steps_per_epoch(config)
     with strategy.scope():
-        model = compiled_model(config, config.preset(), steps_per_epoch)
+        model = compiled_model(config, config.preset(), epoch_steps)
         backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
                                  restore_dir=os.path.join(workdir, "backup"))
+        backup.restore(model)
+        resumed_from = (backup.initial_epoch, backup.initial_step, _trained_steps(model))
         images, labels = data.first_examples(test, config.attention_images)
         overlay_callback = AttentionImages(
             images, labels, data.class_names(config.dataset, data_dir=config.data_dir),
             os.path.join(out, "attention"), os.path.join(out, "tensorboard"))
-        callbacks = [backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
+        overlay_callback.set_model(model)  # for the final overlays if fit does not run
+        callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
+                     backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
                      overlay_callback]
-        started, resumed_from = time.perf_counter(), backup.initial_epoch
-        if resumed_from < config.epochs:
-            model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                      initial_epoch=resumed_from, validation_data=test,
-                      validation_steps=config.eval_steps, callbacks=callbacks,
-                      shuffle=False,  # the pipeline shuffles
-                      verbose=1 if sys.stdout.isatty() else 2)
-        else:
-            backup.restore(model)  # already trained: evaluate the final weights
-            overlay_callback.set_model(model)  # fit() did not run to set it
-        train_seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        fit_from_backup(model, config, epoch_steps, backup, test, callbacks)
+        train_seconds, started = backup.train_seconds, time.perf_counter()
         metrics = evaluation.evaluate(model, test, config.eval_steps, _boxed_test_set(config))
-    metrics.update(epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                   resumed_from_epoch=resumed_from, replicas=strategy.num_replicas_in_sync,
-                   train_seconds=train_seconds, eval_seconds=time.perf_counter() - started,
+    metrics.update(epochs=config.epochs, steps_per_epoch=epoch_steps,
+                   resumed_from_epoch=resumed_from[0], resumed_from_step=resumed_from[1],
+                   resumed_from_global_step=resumed_from[2],
+                   replicas=strategy.num_replicas_in_sync,
+                   train_seconds=train_seconds,
+                   eval_seconds=time.perf_counter() - started,
                    weights_checksum=weights_checksum(model), history=backup.history)
+    check_finite_weights(model, "model.keras")
     save_model(model, os.path.join(out, "model.keras"))
     overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
-    write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "metrics.json"), json_safe(metrics))  # NaN -> null
     return model, metrics
+
+
+def fit_from_backup(model, config: TrainConfig, steps_per_epoch: int,
+                    backup: BackupAndResume, validation_data, callbacks) -> None:
+    """Trains from the restored backup's step to the last epoch, as if never stopped:
+    first the rest of the interrupted epoch (a ``fit`` of its remaining steps), then
+    the other epochs; each ``fit`` reads the training stream from the batch after
+    the last one trained on (the optimizer's step count)."""
+    fit = dict(validation_data=validation_data, validation_steps=config.eval_steps,
+               callbacks=callbacks, shuffle=False,  # the pipeline shuffles
+               verbose=1 if sys.stdout.isatty() else 2)
+    epoch, remaining = backup.initial_epoch, steps_per_epoch - backup.initial_step
+    if backup.initial_step and remaining > 0 and epoch < config.epochs:
+        model.fit(training_batches(config, _trained_steps(model)), epochs=epoch + 1,
+                  initial_epoch=epoch, steps_per_epoch=remaining, **fit)
+        epoch += 1
+    elif backup.initial_step:  # an override shortened the epochs: this one is over
+        epoch += 1
+    if epoch < config.epochs:
+        model.fit(training_batches(config, _trained_steps(model)), epochs=config.epochs,
+                  initial_epoch=epoch, steps_per_epoch=steps_per_epoch, **fit)
+
+
+def _trained_steps(model) -> int:
+    return int(model.optimizer.iterations.numpy())
 
 
 def _boxed_test_set(config: TrainConfig):
