@@ -51,8 +51,10 @@ def _statistics(model, images, labels) -> dict:
     cfg = model.sfocus_config
     mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
     return dict(maps,
-                overlap=losses.attention_overlap(maps["target_last"], maps["confusing_last"]),
-                consistency=losses.attention_consistency(maps["target_inner"], mask),
+                overlap=losses.attention_overlap(target_map=maps["target_last"],
+                                                 confusing_map=maps["confusing_last"]),
+                consistency=losses.attention_consistency(inner_target_map=maps["target_inner"],
+                                                         last_mask=mask),
                 empty_target=losses.empty_maps(maps["target_last"]),
                 empty_confusing=losses.empty_maps(maps["confusing_last"]))
 

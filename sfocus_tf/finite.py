@@ -8,9 +8,11 @@ import math
 import keras
 import numpy as np
 
-# The loss terms SFocusModel logs (metrics.LOSS_METRICS), in the order an error names
-# them; "loss" is their weighted sum plus the weight decay.
-TERMS = ("ce", "as_last", "as_inner", "ac", "loss")
+from sfocus_tf import terms
+
+# The loss terms SFocusModel logs, in the order an error names them; "loss" is their
+# weighted sum plus the weight decay.
+TERMS = terms.NAMES + ("loss",)
 
 
 class NonFiniteError(ValueError):

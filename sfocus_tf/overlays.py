@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.files import atomic_path, local_copy
-from sfocus_tf.losses import resize_maps
+from sfocus_tf.maps import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
 _COLORMAP_ANCHORS = np.array([

@@ -25,14 +25,14 @@ import os
 import keras
 import keras_tuner as kt
 
-from sfocus_tf import distribute
+from sfocus_tf import distribute, terms
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
 from sfocus_tf.train_config import TrainConfig, config_to_flags
 from sfocus_tf.training import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
-SFOCUS_PARAMETERS = ("w_as_last", "w_as_in", "w_ac", "sigma", "theta")
+SFOCUS_PARAMETERS = terms.WEIGHT_FIELDS + ("sigma", "theta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Range:
 
 
 DEFAULT_RANGES = {
-    "w_as_last": Range(0.0, 2.0), "w_as_in": Range(0.0, 2.0), "w_ac": Range(0.0, 2.0),
+    **{weight: Range(0.0, 2.0) for weight in terms.WEIGHT_FIELDS},
     "sigma": Range(0.3, 0.8), "theta": Range(0.5, 1.0), "lr": Range(1e-3, 0.3, log=True),
 }
 

@@ -172,7 +172,7 @@ def test_warmup_survives_save_and_load(tmp_path, rng):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.sfocus_config == model.sfocus_config
     assert int(loaded.optimizer.iterations) == 4
-    assert float(loaded._term_weights(training=True)["as_last"]) == pytest.approx(
+    assert float(loaded._attention_scale(training=True)) == pytest.approx(
         ref.attention_scale(4, 3, 2))
 
 
