@@ -31,7 +31,7 @@ from absl import logging
 import keras_models
 from sfocus_tf import data, distribute, evaluation, files, overlays
 from sfocus_tf.checkpointing import BackupAndResume, read_json, save_model, write_json
-from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights, json_safe
+from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.model import SFocusModel
 from sfocus_tf.train_config import TrainConfig, config_changes
 
@@ -234,7 +234,7 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
     check_finite_weights(model, "model.keras")
     save_model(model, os.path.join(out, "model.keras"))
     overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
-    write_json(os.path.join(out, "metrics.json"), json_safe(metrics))  # NaN -> null
+    write_json(os.path.join(out, "metrics.json"), metrics)  # NaN -> null
     return model, metrics
 
 
