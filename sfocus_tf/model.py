@@ -33,8 +33,9 @@ class SFocusModel(keras.Model):
     ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
     ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
     model minimises ``CE + s(t) (w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC) +
-    sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay`` regularises the head's kernel with the
-    convention of ``keras_models`` (gradient ``weight_decay * w``).
+    sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay`` regularises
+    the head's kernel with the convention of ``keras_models`` (gradient
+    ``weight_decay * w``).
     """
 
     def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
@@ -100,7 +101,8 @@ class SFocusModel(keras.Model):
             logits = attention["logits"]
         else:
             attention, logits = {}, self(images, training=training)
-        terms = {"ce": self._cross_entropy(labels, logits), **self._attention_terms(attention, computed)}
+        terms = {"ce": self._cross_entropy(labels, logits),
+                 **self._attention_terms(attention, computed)}
         # L = CE + s(t) (w_as_last L_AS_last + w_as_in L_AS_in + w_ac L_AC) + model.losses
         weights = cfg.term_weights
         loss = terms["ce"]

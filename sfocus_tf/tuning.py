@@ -125,7 +125,7 @@ def make_strategy(name: str):
     return distribute.make_strategy(name)
 
 
-def make_tuner(kind, hypermodel, objective, direction, max_trials, epochs, seed, directory,
+def make_tuner(kind, hypermodel, *, objective, direction, max_trials, epochs, seed, directory,
                strategy=None):
     common = dict(objective=kt.Objective(objective, direction), seed=seed,
                   directory=directory, project_name="search", overwrite=False,
@@ -176,8 +176,9 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     keras.utils.set_random_seed(base.seed)
     train, test, steps_per_epoch = make_datasets(base)
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
-    engine = make_tuner(tuner, hypermodel, objective, direction, max_trials, base.epochs,
-                        base.seed, os.path.join(workdir, "tuner"), strategy)
+    engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
+                        max_trials=max_trials, epochs=base.epochs, seed=base.seed,
+                        directory=os.path.join(workdir, "tuner"), strategy=strategy)
     # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
     # trial's hyperparameters (the HParams plugin's summary) to it.
     tensorboard = keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"))
