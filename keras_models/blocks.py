@@ -80,7 +80,7 @@ class Builder:
     def input(self, input_shape):
         return keras.Input(shape=tuple(input_shape), dtype=input_dtype(self.dtype), name="images")
 
-    def conv(self, x, filters, kernel_size, strides, name):
+    def conv(self, x, filters, *, kernel_size, strides, name):
         padding = "same"
         if strides > 1 and kernel_size > 1:
             x, padding = self.pad(x, kernel_size // 2, f"{name}_pad"), "valid"
@@ -100,8 +100,8 @@ class Builder:
         """
         return layers.ZeroPadding2D(size, dtype=self.dtype, name=name)(x)
 
-    def conv_bn(self, x, filters, kernel_size, strides, name, relu=True):
-        x = self.conv(x, filters, kernel_size, strides, f"{name}_conv")
+    def conv_bn(self, x, filters, *, kernel_size, strides, name, relu=True):
+        x = self.conv(x, filters, kernel_size=kernel_size, strides=strides, name=f"{name}_conv")
         x = BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype,
                       name=f"{name}_bn")(x)
         return self.relu(x, f"{name}_relu") if relu else x
@@ -117,25 +117,29 @@ class Builder:
             return x
         if kind == "A":
             return ZeroPadShortcut(filters, strides, dtype=self.dtype, name=f"{name}_pad")(x)
-        return self.conv_bn(x, filters, 1, strides, f"{name}_proj", relu=False)
+        return self.conv_bn(x, filters, kernel_size=1, strides=strides, name=f"{name}_proj",
+                            relu=False)
 
-    def residual(self, x, y, filters, strides, shortcut, name):
-        s = self.shortcut(x, filters, strides, shortcut, name)
-        y = layers.Add(dtype=self.dtype, name=f"{name}_add")([s, y])
+    def residual(self, block_input, branch, *, filters, strides, shortcut, name):
+        s = self.shortcut(block_input, filters, strides, shortcut, name)
+        y = layers.Add(dtype=self.dtype, name=f"{name}_add")([s, branch])
         return self.relu(y, f"{name}_out")
 
     def basic_block(self, x, filters, strides, shortcut, name):
-        y = self.conv_bn(x, filters, 3, strides, f"{name}_1")
-        y = self.conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
-        return self.residual(x, y, filters, strides, shortcut, name)
+        y = self.conv_bn(x, filters, kernel_size=3, strides=strides, name=f"{name}_1")
+        y = self.conv_bn(y, filters, kernel_size=3, strides=1, name=f"{name}_2", relu=False)
+        return self.residual(x, y, filters=filters, strides=strides, shortcut=shortcut,
+                             name=name)
 
     def bottleneck_block(self, x, filters, strides, shortcut, name):
         # ResNet v1.5 (torchvision): the stride sits on the 3x3 conv, not the
         # first 1x1, so no activations are skipped; same parameter count as v1.
-        y = self.conv_bn(x, filters, 1, 1, f"{name}_1")
-        y = self.conv_bn(y, filters, 3, strides, f"{name}_2")
-        y = self.conv_bn(y, 4 * filters, 1, 1, f"{name}_3", relu=False)
-        return self.residual(x, y, 4 * filters, strides, shortcut, name)
+        y = self.conv_bn(x, filters, kernel_size=1, strides=1, name=f"{name}_1")
+        y = self.conv_bn(y, filters, kernel_size=3, strides=strides, name=f"{name}_2")
+        y = self.conv_bn(y, 4 * filters, kernel_size=1, strides=1, name=f"{name}_3",
+                         relu=False)
+        return self.residual(x, y, filters=4 * filters, strides=strides, shortcut=shortcut,
+                             name=name)
 
     def resnet_stages(self, x, widths, blocks, block="basic", shortcut="B"):
         """Stacks the residual stages; the first keeps the resolution, the

@@ -44,7 +44,7 @@ class ResNet(Backbone):
         kwargs.setdefault("name", "resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)
-        x = b.conv_bn(images, stage_widths[0], 7, 2, "stem")
+        x = b.conv_bn(images, stage_widths[0], kernel_size=7, strides=2, name="stem")
         # Zeros pad like PyTorch's -inf here: the input is a ReLU output (>= 0).
         x = b.max_pool(b.pad(x, 1, "stem_pool_pad"), 3, 2, "stem_pool")
         stages = b.resnet_stages(x, stage_widths, blocks_per_stage, block, "B")

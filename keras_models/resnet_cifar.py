@@ -49,7 +49,7 @@ class CifarResNet(Backbone):
         kwargs.setdefault("name", "cifar_resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)
-        x = b.conv_bn(images, stage_widths[0], 3, 1, "stem")
+        x = b.conv_bn(images, stage_widths[0], kernel_size=3, strides=1, name="stem")
         stages = b.resnet_stages(x, stage_widths, blocks_per_stage, "basic", shortcut)
         super().__init__(images, stages[-2], stages[-1], num_classes=num_classes, **kwargs)
         self.stage_widths = tuple(int(w) for w in stage_widths)

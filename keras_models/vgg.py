@@ -45,7 +45,7 @@ class VGG(Backbone):
             if i > 1:
                 x = b.max_pool(x, 2, 2, f"block{i - 1}_pool")
             for j in range(1, n + 1):
-                x = b.conv_bn(x, width, 3, 1, f"block{i}_conv{j}")
+                x = b.conv_bn(x, width, kernel_size=3, strides=1, name=f"block{i}_conv{j}")
             outputs.append(x)
         super().__init__(images, outputs[-2], outputs[-1], num_classes=num_classes, **kwargs)
         self.convs_per_block = tuple(int(n) for n in convs_per_block)

@@ -82,7 +82,7 @@ def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor,
     return activate(tf.einsum("bhwk,bk->bhw", features, channel_weights), activation)
 
 
-def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
+def gradcam(features: tf.Tensor, gradients: tf.Tensor, *, weighting: str = "mean",
             second_order: bool = True, activation: str = "relu") -> tf.Tensor:
     """Grad-CAM map [B, h, w] from a feature map and d(score)/d(features).
 
@@ -98,7 +98,7 @@ def gradcam(features: tf.Tensor, gradients: tf.Tensor, weighting: str = "mean",
     return weighted_map(features, alpha, activation)
 
 
-def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor,
+def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor, *,
         weighting: str = "mean", second_order: bool = True,
         activation: str = "relu") -> tf.Tensor:
     """Closed-form Grad-CAM at the last layer of a GAP + dense head.
@@ -110,11 +110,11 @@ def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor,
     height, width = static_spatial_size(last_features, "cam (Grad-CAM at a GAP head)")
     # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
     score_gradient = tf.matmul(logit_gradient, kernel, transpose_b=True) / float(height * width)
-    return gradcam(last_features, score_gradient[:, None, None, :], weighting, second_order,
-                   activation)
+    return gradcam(last_features, score_gradient[:, None, None, :], weighting=weighting,
+                   second_order=second_order, activation=activation)
 
 
-def class_scores(logits: tf.Tensor, target: tf.Tensor, confusing: tf.Tensor,
+def class_scores(logits: tf.Tensor, *, target: tf.Tensor, confusing: tf.Tensor,
                  class_score: str = "logit", multi_label: bool = False):
     """Per-example scores [B] of the target and the confusing class, whose gradients
     Grad-CAM takes: the ``logit``; the ``log_prob`` (log-softmax, or log-sigmoid for
@@ -215,7 +215,8 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         # (BatchNorm coupling aside).
         scores = dict(zip(("target", "confusing"), (
             scale * tf.reduce_sum(score) for score in class_scores(
-                logits, target, confusing, config.class_score, config.multi_label))))
+                logits, target=target, confusing=confusing, class_score=config.class_score,
+                multi_label=config.multi_label))))
 
     out = dict(logits=logits, target=target, confusing=confusing,
                target_class=target_class, confusing_class=confusing_class)
@@ -225,12 +226,12 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         role = name.split("_")[0]
         if name.endswith("_inner"):
             grads = full_precision(tape.gradient(scores[role], inner)) / scale
-            raw = gradcam(full_precision(inner), grads, config.gradcam_weights,
-                          config.second_order, config.map_activation)
+            raw = gradcam(full_precision(inner), grads, weighting=config.gradcam_weights,
+                          second_order=config.second_order, activation=config.map_activation)
         else:
             logit_gradient = tape.gradient(scores[role], logits) / scale
-            raw = cam(last, kernel, logit_gradient, config.gradcam_weights,
-                      config.second_order, config.map_activation)
+            raw = cam(last, kernel, logit_gradient, weighting=config.gradcam_weights,
+                      second_order=config.second_order, activation=config.map_activation)
         out[name] = normalize_maps(raw, config.normalize)
     del tape
     return out

@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from sfocus_tf.finite import check_finite_weights, json_safe
+from sfocus_tf.files import json_safe
+from sfocus_tf.finite import check_finite_weights
 
 # The file helpers moved to sfocus_tf.files; imported here under their old names.
 from sfocus_tf.files import (atomic_path, local_copy, read_json,  # noqa: F401

@@ -8,6 +8,8 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
+from sfocus_tf import terms
+
 # Allowed values of the categorical switches; the first one is the default.
 CHOICES = {
     "gradcam_weights": ("mean", "relu_mean"),
@@ -19,7 +21,7 @@ CHOICES = {
 }
 _BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
              "decouple_batch_norm")
-_WEIGHTS = ("w_as_last", "w_as_in", "w_ac")
+_WEIGHTS = terms.WEIGHT_FIELDS
 _STEPS = ("warmup_steps", "ramp_steps")
 # Standard Grad-CAM: the values of the fields that define what a map is. Evaluation
 # measures every model with it, so that no training reading can improve its scores by
@@ -114,14 +116,17 @@ class SFocusConfig:
     def term_weights(self) -> dict[str, float]:
         """The weight of each term of the objective (``as_layers="last"`` drops the
         inner separability term); training computes only the terms weighted > 0."""
-        return {"ce": 1.0, "as_last": self.w_as_last,
-                "as_inner": self.w_as_in if self.as_layers == "both" else 0.0,
-                "ac": self.w_ac}
+        weights = {term.name: getattr(self, term.weight) if term.weight else 1.0
+                   for term in terms.TERMS}
+        if self.as_layers == "last":
+            weights["as_inner"] = 0.0
+        return weights
 
     @property
     def uses_attention(self) -> bool:
         """False for the baseline: the step is then a plain Keras step."""
-        return any(weight > 0 for term, weight in self.term_weights.items() if term != "ce")
+        weights = self.term_weights
+        return any(weights[term.name] > 0 for term in terms.ATTENTION_TERMS)
 
     def attention_scale(self, step):
         """Factor on every attention weight at optimizer step ``step`` (0-based):
@@ -134,7 +139,7 @@ class SFocusConfig:
 
     def baseline(self) -> "SFocusConfig":
         """The same configuration with every attention weight at 0."""
-        return self.replace(w_as_last=0.0, w_as_in=0.0, w_ac=0.0)
+        return self.replace(**{field: 0.0 for field in terms.WEIGHT_FIELDS})
 
     # -- serialisation -------------------------------------------------------
 

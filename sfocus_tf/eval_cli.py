@@ -34,9 +34,10 @@ flags.DEFINE_bool("skip_bad_images", None, "Image folders: leave out (and count)
 
 def _evaluate() -> str:
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
-    results = evaluate_run(FLAGS.workdir, output_dir, FLAGS.split, FLAGS.data_dir,
-                           FLAGS.eval_steps, FLAGS.batch_size, FLAGS.overlays,
-                           FLAGS.skip_bad_images)
+    results = evaluate_run(FLAGS.workdir, output_dir, split=FLAGS.split,
+                           data_dir=FLAGS.data_dir, eval_steps=FLAGS.eval_steps,
+                           batch_size=FLAGS.batch_size, num_overlays=FLAGS.overlays,
+                           skip_bad_images=FLAGS.skip_bad_images)
     shown = {k: round(v, 4) for k, v in results.items() if isinstance(v, float)}
     return f"{shown}; written to {output_dir}"
 

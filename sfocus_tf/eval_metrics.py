@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from sfocus_tf.losses import resize_maps
+from sfocus_tf.maps import resize_maps
 
 # Per-example arrays whose means the attention summary reports, by reported name.
 ATTENTION_MEANS = {"attention_overlap": "overlap", "attention_consistency": "consistency",
@@ -104,7 +104,7 @@ def pair_rows(counts: dict, top: int = 10) -> list:
     return rows[:top]
 
 
-def count_pairs(true_class, confusing_class, predicted, overlap, counts=None) -> dict:
+def count_pairs(*, true_class, confusing_class, predicted, overlap, counts=None) -> dict:
     """Adds a batch to ``counts`` ({(true, confusing): [examples, errors, overlap
     sum]}); ``predicted`` is [B, N] booleans, an error being a prediction of the
     confusing class."""
@@ -119,11 +119,12 @@ def count_pairs(true_class, confusing_class, predicted, overlap, counts=None) ->
     return counts
 
 
-def confused_pairs(true_class, confusing_class, predicted, overlap, top: int = 10) -> list:
+def confused_pairs(*, true_class, confusing_class, predicted, overlap, top: int = 10) -> list:
     """The (true, confusing) class pairs seen most often, with how often the model
     predicted the confusing class (``predicted``: [B, N] booleans) and the pair's
     mean attention overlap."""
-    return pair_rows(count_pairs(true_class, confusing_class, predicted, overlap), top)
+    return pair_rows(count_pairs(true_class=true_class, confusing_class=confusing_class,
+                                 predicted=predicted, overlap=overlap), top)
 
 
 # -- batch by batch ---------------------------------------------------------------
@@ -162,8 +163,8 @@ class MetricTotals:
                 self.top_k[k] = self.top_k.get(k, 0) + int(top_k_hits(logits, labels, k).sum())
             predicted = np.eye(logits.shape[1], dtype=bool)[logits.argmax(axis=1)]
             true_class = labels
-        count_pairs(true_class, arrays["confusing_class"], predicted, arrays["overlap"],
-                    self.pairs)
+        count_pairs(true_class=true_class, confusing_class=arrays["confusing_class"],
+                    predicted=predicted, overlap=arrays["overlap"], counts=self.pairs)
 
     def _add_localisation(self, target_maps, boxes, image_hw) -> None:
         height, width = image_hw

@@ -51,8 +51,10 @@ def _statistics(model, images, labels) -> dict:
     cfg = model.sfocus_config
     mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
     return dict(maps,
-                overlap=losses.attention_overlap(maps["target_last"], maps["confusing_last"]),
-                consistency=losses.attention_consistency(maps["target_inner"], mask),
+                overlap=losses.attention_overlap(target_map=maps["target_last"],
+                                                 confusing_map=maps["confusing_last"]),
+                consistency=losses.attention_consistency(inner_target_map=maps["target_inner"],
+                                                         last_mask=mask),
                 empty_target=losses.empty_maps(maps["target_last"]),
                 empty_confusing=losses.empty_maps(maps["confusing_last"]))
 
@@ -88,7 +90,7 @@ def _batch_count(dataset, steps):
     return steps if steps is not None else (cardinality if cardinality >= 0 else None)
 
 
-def accumulate(model, dataset, steps: int | None = None, verbose: int | None = None
+def accumulate(model, dataset, *, steps: int | None = None, verbose: int | None = None
                ) -> MetricTotals:
     """Runs the model and its attention over ``dataset`` (batches of (images, labels)
     or (images, labels, boxes)), one batch at a time, with a progress bar."""
@@ -109,7 +111,7 @@ def accumulate(model, dataset, steps: int | None = None, verbose: int | None = N
     return totals
 
 
-def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None,
+def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
              attention_dataset: tf.data.Dataset | None = None,
              verbose: int | None = None) -> dict:
     """Test metrics for training runs: the objective's terms and accuracy
@@ -123,7 +125,7 @@ def evaluate(model, dataset: tf.data.Dataset, steps: int | None = None,
     results = {f"test_{k}": float(v) for k, v in
                model.evaluate(dataset, return_dict=True, verbose=verbose).items()}
     totals = accumulate(model, dataset if attention_dataset is None else attention_dataset,
-                        steps, verbose)
+                        steps=steps, verbose=verbose)
     results.update(totals.attention_summary(), test_examples=totals.examples)
     return results
 
@@ -154,7 +156,7 @@ def load_run(workdir: str):
         return config, keras.models.load_model(path)
 
 
-def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None,
+def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=None,
                  batch_size=64, num_overlays=16, skip_bad_images=None) -> dict:
     """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
     ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``.
@@ -168,7 +170,7 @@ def evaluate_run(workdir, output_dir, split=None, data_dir=None, eval_steps=None
     load = lambda boxes: data.load(config["dataset"], split, batch_size, training=False,  # noqa
                                    data_dir=data_dir, image_size=config["image_size"],
                                    with_boxes=boxes, skip_bad_images=skip_bad_images)
-    totals = accumulate(model, load(preset.has_boxes), eval_steps)
+    totals = accumulate(model, load(preset.has_boxes), steps=eval_steps)
     names = data.class_names(config["dataset"], data_dir=data_dir)
     results = totals.summary(names)
     results.update(dataset=config["dataset"], split=split or preset.test_split)

@@ -89,7 +89,7 @@ def _write_class_names(folder: str, class_names, num_classes: int) -> str:
     return path
 
 
-def serving_functions(model, preset, names: tf.lookup.StaticHashTable, top_k: int = 5,
+def serving_functions(model, preset, names: tf.lookup.StaticHashTable, *, top_k: int = 5,
                       max_batch_size: int = 64) -> dict:
     """The two signature functions, for ``tf.function`` tracing; ``names`` maps class
     ids to names (``class_name_table``)."""
@@ -127,7 +127,8 @@ def serving_functions(model, preset, names: tf.lookup.StaticHashTable, top_k: in
     return {"serving_default": serving_default, "attention": attention}
 
 
-def export_saved_model(model, preset, export_dir: str, class_names, version: int | None = None,
+def export_saved_model(model, preset, export_dir: str, class_names, *,
+                       version: int | None = None,
                        overwrite: bool = False, top_k: int = 5,
                        max_batch_size: int = 64) -> str:
     """Writes ``export_dir/<version>`` atomically; returns its path.
@@ -153,8 +154,8 @@ def export_saved_model(model, preset, export_dir: str, class_names, version: int
         archive.track(names)  # its file becomes assets/class_names.txt
         spec = tf.TensorSpec([None, None, None, preset.image_size[-1]], tf.uint8,
                              name="images")
-        for name, fn in serving_functions(model, preset, names, top_k,
-                                          max_batch_size).items():
+        for name, fn in serving_functions(model, preset, names, top_k=top_k,
+                                          max_batch_size=max_batch_size).items():
             archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
         archive.write_out(staged, verbose=False)
     return os.path.join(export_dir, str(version))

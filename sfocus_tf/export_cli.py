@@ -35,8 +35,9 @@ def _export() -> str:
     class_names = data.class_names(config["dataset"], data_dir=config["data_dir"])
     replacing = FLAGS.version is not None and os.path.exists(
         os.path.join(FLAGS.export_dir, str(FLAGS.version)))
-    path = export_saved_model(model, preset, FLAGS.export_dir, class_names, FLAGS.version,
-                              FLAGS.overwrite, FLAGS.top_k, FLAGS.max_batch_size)
+    path = export_saved_model(model, preset, FLAGS.export_dir, class_names,
+                              version=FLAGS.version, overwrite=FLAGS.overwrite,
+                              top_k=FLAGS.top_k, max_batch_size=FLAGS.max_batch_size)
     if replacing:
         return (f"exported {path} (replaced in one swap; a running TF Serving keeps the "
                 "version it loaded until restarted: export a new version to roll out)")

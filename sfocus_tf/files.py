@@ -209,7 +209,7 @@ def local_copy(path: str):
 def write_json(path: str, value) -> None:
     """Writes ``value`` as strict JSON, atomically. Non-finite floats become
     ``null`` (JSON has no NaN; Python's bare ``NaN`` would break other readers)."""
-    text = json.dumps(_finite(value), indent=2, sort_keys=True, default=_jsonable,
+    text = json.dumps(json_safe(value), indent=2, sort_keys=True, default=_jsonable,
                       allow_nan=False)
     with atomic_path(path, ".json") as temporary:
         with open(temporary, "w") as f:
@@ -230,12 +230,14 @@ def save_model(model, path: str) -> None:
         model.save(temporary)
 
 
-def _finite(value):
-    """``value`` with every non-finite float (NumPy scalars included) as None."""
+def json_safe(value):
+    """``value`` with every NaN or Inf float replaced by None (JSON ``null``), so
+    strict JSON readers accept it; nested dicts, lists and tuples are walked and
+    NumPy scalars (``np.float32`` included) become Python numbers."""
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [json_safe(item) for item in value]
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -244,6 +246,6 @@ def _finite(value):
 
 
 def _jsonable(value):
-    if hasattr(value, "tolist"):  # NumPy arrays (scalars are items: see _finite)
-        return _finite(value.tolist())
+    if hasattr(value, "tolist"):  # NumPy arrays (scalars are items: see json_safe)
+        return json_safe(value.tolist())
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,5 +1,5 @@
-"""Non-finite numbers: stop training at the step a loss term goes NaN or Inf, never
-save non-finite weights, and write JSON without bare ``NaN``."""
+"""Non-finite numbers: stop training at the step a loss term goes NaN or Inf, and
+never save non-finite weights (``files.json_safe`` keeps bare ``NaN`` out of JSON)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import math
 import keras
 import numpy as np
 
-# The loss terms SFocusModel logs (metrics.LOSS_METRICS), in the order an error names
-# them; "loss" is their weighted sum plus the weight decay.
-TERMS = ("ce", "as_last", "as_inner", "ac", "loss")
+from sfocus_tf import terms
+
+# The loss terms SFocusModel logs, in the order an error names them; "loss" is their
+# weighted sum plus the weight decay.
+TERMS = terms.NAMES + ("loss",)
 
 
 class NonFiniteError(ValueError):
@@ -63,18 +65,6 @@ def check_finite_weights(model: keras.Model, what: str) -> None:
         raise NonFiniteError(
             f"{len(bad)} variable(s) are not finite at step {step} (e.g. {bad[0]}); "
             f"{what} not written, the last finite one is kept")
-
-
-def json_safe(value):
-    """``value`` with every NaN or Inf float replaced by None (JSON ``null``), so
-    strict JSON readers accept it; nested dicts, lists and tuples are walked."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _scalars(logs, names) -> dict:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import keras
 
-# Batch means, reported where the step computed them; empty_* are the shares of
-# last-layer maps that are zero everywhere.
-LOSS_METRICS = ("loss", "ce", "as_last", "as_inner", "ac", "empty_target", "empty_confusing")
+from sfocus_tf import terms
+
+# Batch means, reported where the step computed them: the objective, its terms
+# (terms.TERMS) and the shares of last-layer maps that are zero everywhere.
+EMPTY_SHARES = ("empty_target", "empty_confusing")
+LOSS_METRICS = ("loss",) + terms.NAMES + EMPTY_SHARES
 
 
 def make_metrics(num_classes: int, multi_label: bool) -> dict:

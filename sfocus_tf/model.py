@@ -11,6 +11,7 @@ from sfocus_tf import losses
 from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.metrics import LOSS_METRICS, make_metrics
+from sfocus_tf.terms import ATTENTION_TERMS
 from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images,
                                   check_labels)
 
@@ -31,9 +32,10 @@ class SFocusModel(keras.Model):
 
     ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
     ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
-    model minimises ``CE + w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC +
-    sum(model.losses)``. ``weight_decay`` regularises the head's kernel with the
-    convention of ``keras_models`` (gradient ``weight_decay * w``).
+    model minimises ``CE + s(t) (w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC) +
+    sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay`` regularises
+    the head's kernel with the convention of ``keras_models`` (gradient
+    ``weight_decay * w``).
     """
 
     def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
@@ -92,32 +94,34 @@ class SFocusModel(keras.Model):
         XLA)."""
         cfg = self.sfocus_config
         labels = check_labels(labels, self.num_classes, cfg.multi_label, check_values=False)
+        computed = self._terms_computed(training)
         maps = self._maps_needed(training)
         if maps:
             attention = compute_attention(self, images, labels, training=training, maps=maps)
             logits = attention["logits"]
         else:
             attention, logits = {}, self(images, training=training)
-        terms = {"ce": self._cross_entropy(labels, logits)}
-        terms.update(self._attention_terms(attention))
-        weights = self._term_weights(training)
-        loss = tf.add_n([weights[name] * value for name, value in terms.items()
-                         if cfg.term_weights[name] > 0])
+        terms = {"ce": self._cross_entropy(labels, logits),
+                 **self._attention_terms(attention, computed)}
+        # L = CE + s(t) (w_as_last L_AS_last + w_as_in L_AS_in + w_ac L_AC) + model.losses
+        weights = cfg.term_weights
+        loss = terms["ce"]
+        weighted = [weights[term.name] * terms[term.name] for term in ATTENTION_TERMS
+                    if weights[term.name] > 0]
+        if weighted:
+            loss += tf.cast(self._attention_scale(training), loss.dtype) * tf.add_n(weighted)
         regularization = self.losses  # each read recomputes every regulariser
         if regularization:
             loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in regularization])
         return dict(terms, **self._empty_shares(attention), loss=loss, logits=logits)
 
-    def _term_weights(self, training):
-        """``SFocusConfig.term_weights``; in training the attention terms are scaled by
-        the warm-up factor of the current optimizer step."""
-        weights = self.sfocus_config.term_weights
-        if not training or not (self.sfocus_config.warmup_steps or
-                                self.sfocus_config.ramp_steps):
-            return weights
-        scale = self.sfocus_config.attention_scale(self.optimizer.iterations)
-        return {name: weight if name == "ce" else weight * scale
-                for name, weight in weights.items()}
+    def _attention_scale(self, training):
+        """``s(t)``: in training, the warm-up factor of the current optimizer step;
+        evaluation reports the terms at full weight."""
+        cfg = self.sfocus_config
+        if not training or not (cfg.warmup_steps or cfg.ramp_steps):
+            return 1.0
+        return cfg.attention_scale(self.optimizer.iterations)
 
     def _empty_shares(self, attention):
         """Shares of the batch's last-layer maps that mark no position: a map switched
@@ -129,39 +133,47 @@ class SFocusModel(keras.Model):
                     * losses.empty_maps(attention[f"{role}_last"], normalize))
                 for role in ("target", "confusing") if f"{role}_last" in attention}
 
+    def _terms_computed(self, training):
+        """Evaluation reports every attention term; training computes only the
+        weighted ones."""
+        weights = self.sfocus_config.term_weights
+        return tuple(term for term in ATTENTION_TERMS if not training or weights[term.name] > 0)
+
     def _maps_needed(self, training):
-        """Evaluation reports every term; training computes only the weighted ones."""
+        """Evaluation computes every map (they are measured); training the maps of
+        the terms it computes."""
         if not training:
             return MAP_NAMES
-        cfg = self.sfocus_config
-        maps_of_term = {"as_last": ("target_last", "confusing_last"),
-                        "as_inner": ("target_inner", "confusing_inner"),
-                        "ac": ("target_inner", f"target_{cfg.ac_mask_source}")}
-        needed = [name for term, weight in cfg.term_weights.items() if weight > 0
-                  for name in maps_of_term.get(term, ())]
+        needed = [name for term in self._terms_computed(training)
+                  for name in term.maps_for(self.sfocus_config)]
         return tuple(dict.fromkeys(needed))
 
-    def _attention_terms(self, attention):
-        """Batch means of the attention losses whose maps were computed. A multi-label
-        example with no positive label (no target) adds 0 to every term, one with no
-        negative label (no confusing class) 0 to separability."""
-        if not attention:
+    def _attention_terms(self, attention, computed):
+        """Batch means of the attention terms ``computed`` (rows of ``terms.TERMS``).
+        A multi-label example with no positive label (no target) adds 0 to
+        every term, one with no negative label (no confusing class) 0 to separability."""
+        if not computed:
             return {}
         cfg = self.sfocus_config
         masks = {layer: self._mask(attention[f"target_{layer}"])
                  for layer in ("last", "inner") if f"target_{layer}" in attention}
         has_target = _has_class(attention, "target")
         has_both = has_target * _has_class(attention, "confusing")
-        terms = {}
-        for layer, name in (("last", "as_last"), ("inner", "as_inner")):
-            if f"confusing_{layer}" in attention:
-                separability = losses.separability_loss(
-                    attention[f"target_{layer}"], attention[f"confusing_{layer}"], masks[layer])
-                terms[name] = has_both * separability
-        if "target_inner" in attention and cfg.ac_mask_source in masks:
-            terms["ac"] = has_target * losses.consistency_loss(
-                attention["target_inner"], masks[cfg.ac_mask_source], cfg.theta, cfg.ac_clamp)
-        return {name: tf.reduce_mean(value) for name, value in terms.items()}
+
+        def separability(layer):
+            return has_both * losses.separability_loss(
+                target_map=attention[f"target_{layer}"],
+                confusing_map=attention[f"confusing_{layer}"], mask=masks[layer])
+
+        def consistency():
+            return has_target * losses.consistency_loss(
+                inner_target_map=attention["target_inner"],
+                last_mask=masks[cfg.ac_mask_source], theta=cfg.theta, clamp=cfg.ac_clamp)
+
+        per_example = {"as_last": lambda: separability("last"),
+                       "as_inner": lambda: separability("inner"), "ac": consistency}
+        return {term.name: tf.reduce_mean(per_example[term.name]())
+                for term in computed}
 
     def _mask(self, target_map):
         cfg = self.sfocus_config

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.files import atomic_path, local_copy
-from sfocus_tf.losses import resize_maps
+from sfocus_tf.maps import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
 _COLORMAP_ANCHORS = np.array([
@@ -46,7 +46,7 @@ def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndar
     return (1 - alpha) * images + alpha * heat
 
 
-def overlay_grid(images, target_maps, confusing_maps, target_names, confusing_names,
+def overlay_grid(images, *, target_maps, confusing_maps, target_names, confusing_names,
                  scale: int = 4) -> np.ndarray:
     """One row per example: image | true-class overlay | confusing-class overlay,
     labelled with the class names. Returns uint8 RGB [rows*H', 3*W', 3]."""
@@ -77,8 +77,10 @@ def render(model, images, labels, class_names) -> np.ndarray:
     (the maps evaluation measures, whatever reading the model trained with)."""
     maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
-    return overlay_grid(images, maps["target_last"].numpy(), maps["confusing_last"].numpy(),
-                        names(maps["target_class"]), names(maps["confusing_class"]))
+    return overlay_grid(images, target_maps=maps["target_last"].numpy(),
+                        confusing_maps=maps["confusing_last"].numpy(),
+                        target_names=names(maps["target_class"]),
+                        confusing_names=names(maps["confusing_class"]))
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

@@ -31,7 +31,7 @@ from absl import logging
 import keras_models
 from sfocus_tf import data, distribute, evaluation, files, overlays
 from sfocus_tf.checkpointing import BackupAndResume, read_json, save_model, write_json
-from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights, json_safe
+from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.model import SFocusModel
 from sfocus_tf.train_config import TrainConfig, config_changes
 
@@ -221,9 +221,11 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
         callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
                      backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
                      overlay_callback]
-        fit_from_backup(model, config, epoch_steps, backup, test, callbacks)
+        fit_from_backup(model, config, steps_per_epoch=epoch_steps, backup=backup,
+                        validation_data=test, callbacks=callbacks)
         train_seconds, started = backup.train_seconds, time.perf_counter()
-        metrics = evaluation.evaluate(model, test, config.eval_steps, _boxed_test_set(config))
+        metrics = evaluation.evaluate(model, test, steps=config.eval_steps,
+                                      attention_dataset=_boxed_test_set(config))
     metrics.update(epochs=config.epochs, steps_per_epoch=epoch_steps,
                    resumed_from_epoch=resumed_from[0], resumed_from_step=resumed_from[1],
                    resumed_from_global_step=resumed_from[2],
@@ -234,11 +236,11 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
     check_finite_weights(model, "model.keras")
     save_model(model, os.path.join(out, "model.keras"))
     overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
-    write_json(os.path.join(out, "metrics.json"), json_safe(metrics))  # NaN -> null
+    write_json(os.path.join(out, "metrics.json"), metrics)  # NaN -> null
     return model, metrics
 
 
-def fit_from_backup(model, config: TrainConfig, steps_per_epoch: int,
+def fit_from_backup(model, config: TrainConfig, *, steps_per_epoch: int,
                     backup: BackupAndResume, validation_data, callbacks) -> None:
     """Trains from the restored backup's step to the last epoch, as if never stopped:
     first the rest of the interrupted epoch (a ``fit`` of its remaining steps), then

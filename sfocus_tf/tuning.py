@@ -25,14 +25,14 @@ import os
 import keras
 import keras_tuner as kt
 
-from sfocus_tf import distribute
+from sfocus_tf import distribute, terms
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
 from sfocus_tf.train_config import TrainConfig, config_to_flags
 from sfocus_tf.training import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
-SFOCUS_PARAMETERS = ("w_as_last", "w_as_in", "w_ac", "sigma", "theta")
+SFOCUS_PARAMETERS = terms.WEIGHT_FIELDS + ("sigma", "theta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Range:
 
 
 DEFAULT_RANGES = {
-    "w_as_last": Range(0.0, 2.0), "w_as_in": Range(0.0, 2.0), "w_ac": Range(0.0, 2.0),
+    **{weight: Range(0.0, 2.0) for weight in terms.WEIGHT_FIELDS},
     "sigma": Range(0.3, 0.8), "theta": Range(0.5, 1.0), "lr": Range(1e-3, 0.3, log=True),
 }
 
@@ -125,7 +125,7 @@ def make_strategy(name: str):
     return distribute.make_strategy(name)
 
 
-def make_tuner(kind, hypermodel, objective, direction, max_trials, epochs, seed, directory,
+def make_tuner(kind, hypermodel, *, objective, direction, max_trials, epochs, seed, directory,
                strategy=None):
     common = dict(objective=kt.Objective(objective, direction), seed=seed,
                   directory=directory, project_name="search", overwrite=False,
@@ -176,8 +176,9 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     keras.utils.set_random_seed(base.seed)
     train, test, steps_per_epoch = make_datasets(base)
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
-    engine = make_tuner(tuner, hypermodel, objective, direction, max_trials, base.epochs,
-                        base.seed, os.path.join(workdir, "tuner"), strategy)
+    engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
+                        max_trials=max_trials, epochs=base.epochs, seed=base.seed,
+                        directory=os.path.join(workdir, "tuner"), strategy=strategy)
     # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
     # trial's hyperparameters (the HParams plugin's summary) to it.
     tensorboard = keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"))

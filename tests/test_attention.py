@@ -56,7 +56,7 @@ def test_closed_form_cam_equals_tape_gradcam_at_last_layer(rng):
             score = tf.reduce_sum(model.head(last) * indicator)
         # cam() goes through gradcam(): check it against the NumPy reference as well
         from_tape = ref.gradcam(last.numpy(), tape.gradient(score, last).numpy(), weighting)
-        closed = cam(last, model.classifier.kernel, indicator, weighting)
+        closed = cam(last, model.classifier.kernel, indicator, weighting=weighting)
         np.testing.assert_allclose(closed.numpy(), from_tape, rtol=1e-5, atol=1e-7)
 
 

@@ -108,7 +108,7 @@ def test_feature_shapes(name, input_shape, inner, last):
     assert model.image_shape == input_shape
 
 
-def torch_window_op(x, size, stride, padding, reduce, pad_value=0.0):
+def torch_window_op(x, size, stride, padding, *, reduce, pad_value=0.0):
     """PyTorch's strided window ops on [B, H, W, C]: ``padding`` on every side; output
     ``i`` reads inputs ``stride * i - padding ... + size - 1`` (centred on ``stride * i``
     for ``padding = size // 2``). ``reduce(patches)`` gets [size * size, B, h, w, C]."""
@@ -123,11 +123,12 @@ def torch_conv(x, kernel, stride, padding):
     size = kernel.shape[0]
     taps = kernel.reshape(size * size, *kernel.shape[2:])
     return torch_window_op(x, size, stride, padding,
-                           lambda p: np.einsum("tbhwc,tco->bhwo", p, taps))
+                           reduce=lambda p: np.einsum("tbhwc,tco->bhwo", p, taps))
 
 
 def torch_max_pool(x, size, stride, padding):
-    return torch_window_op(x, size, stride, padding, lambda p: p.max(axis=0), -np.inf)
+    return torch_window_op(x, size, stride, padding, reduce=lambda p: p.max(axis=0),
+                           pad_value=-np.inf)
 
 
 def between(model, source, target):

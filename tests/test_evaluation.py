@@ -75,7 +75,8 @@ def test_confused_pairs_counts_and_overlap():
     confusing = np.array([1, 1, 2, 0, 0, 0])
     predicted = np.eye(3, dtype=bool)[[1, 0, 0, 0, 1, 2]]
     overlap = np.array([0.2, 0.4, 0.9, 0.1, 0.3, 0.5])
-    pairs = evaluation.confused_pairs(true, confusing, predicted, overlap)
+    pairs = evaluation.confused_pairs(true_class=true, confusing_class=confusing,
+                                      predicted=predicted, overlap=overlap)
     assert pairs[0] == {"true": 0, "confused_with": 1, "examples": 2, "errors": 1,
                         "mean_overlap": pytest.approx(0.3)}
     assert pairs[1]["true"] == 1 and pairs[1]["errors"] == 1
@@ -112,9 +113,9 @@ def test_bad_images_are_skipped_in_training_and_evaluation_when_asked(tmp_path, 
     assert "skipped 2 of" in capfd.readouterr().err  # both bad files fall in train here
     readable = [p for p in image_folder.list_split(root, "train")[0]
                 if "truncated" not in p and "garbage" not in p]
-    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), split="train",
                            batch_size=4, num_overlays=2)  # the run's own setting: skip
     assert results["examples"] == len(readable)
     with pytest.raises(ValueError, match="cannot be decoded"):
-        evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), "train",
+        evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), split="train",
                      skip_bad_images=False)

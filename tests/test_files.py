@@ -86,6 +86,15 @@ def test_json_has_no_bare_nan(tmp_path):
         "ok": 0.25}
 
 
+def test_json_safe_turns_non_finite_floats_into_none_and_numpy_scalars_into_python():
+    value = {"a": float("nan"), "b": [1.0, float("inf"), np.float32("-inf")], "c": 2,
+             "d": (np.float32(0.5), np.float64("nan"), np.int64(7))}
+    safe = files.json_safe(value)
+    assert safe == {"a": None, "b": [1.0, None, None], "c": 2, "d": [0.5, None, 7]}
+    assert type(safe["d"][0]) is float and type(safe["d"][2]) is int
+    json.dumps(safe, allow_nan=False)  # raises on a bare NaN
+
+
 def test_leftover_temporaries_of_a_killed_run_are_removed_and_nothing_else(tmp_path):
     keep = ["config.json", ".tmp-user-notes.txt", ".tmpfile", "backup/.tmp-abc",
             "backup/ckpt-4.weights.h5"]

@@ -30,7 +30,7 @@ def test_soft_mask_matches_numpy(rng):
 def test_separability_matches_numpy(rng):
     t, c = random_maps(rng, (4, 6, 6)), random_maps(rng, (4, 6, 6))
     m = ref.soft_mask(t)
-    got = losses.separability_loss(t, c, m).numpy()
+    got = losses.separability_loss(target_map=t, confusing_map=c, mask=m).numpy()
     assert got.shape == (4,)
     np.testing.assert_allclose(got, ref.separability(t, c, m), rtol=1e-5, atol=1e-7)
 
@@ -41,15 +41,17 @@ def test_separability_bounds():
     other = np.zeros((1, 4, 4))
     other[0, 2, 3] = 1.0
     ones = np.ones((1, 4, 4))
-    assert losses.separability_loss(hot, hot, ones).numpy()[0] == pytest.approx(1.0, abs=1e-6)
-    assert losses.separability_loss(hot, other, ones).numpy()[0] == 0.0
+    assert losses.separability_loss(target_map=hot, confusing_map=hot, mask=ones).numpy()[0] == pytest.approx(1.0, abs=1e-6)
+    assert losses.separability_loss(target_map=hot, confusing_map=other,
+                                    mask=ones).numpy()[0] == 0.0
 
 
 def test_consistency_matches_numpy_with_upsampling(rng):
     inner = random_maps(rng, (3, 16, 12))
     mask = ref.soft_mask(random_maps(rng, (3, 8, 6)))
     for clamp in (False, True):
-        got = losses.consistency_loss(inner, mask, theta=0.8, clamp=clamp).numpy()
+        got = losses.consistency_loss(inner_target_map=inner, last_mask=mask, theta=0.8,
+                                      clamp=clamp).numpy()
         np.testing.assert_allclose(got, ref.consistency(inner, mask, 0.8, clamp),
                                    rtol=1e-5, atol=1e-6)
     assert got.shape == (3,)
@@ -58,18 +60,9 @@ def test_consistency_matches_numpy_with_upsampling(rng):
 def test_consistency_clamp_only_cuts_negative_values(rng):
     inner = random_maps(rng, (2, 4, 4))
     ones = np.ones((2, 2, 2))  # everything inside the mask: loss = theta - 1 < 0
-    np.testing.assert_allclose(losses.consistency_loss(inner, ones, 0.8).numpy(), -0.2, atol=1e-6)
-    np.testing.assert_allclose(losses.consistency_loss(inner, ones, 0.8, clamp=True).numpy(), 0.0)
-
-
-def test_resize_matches_hand_written_bilinear_and_tf_image(rng):
-    maps = rng.random((2, 5, 3))
-    for size in ((10, 6), (7, 4), (5, 3), (3, 2), (16, 16)):
-        got = losses.resize_maps(maps, size).numpy()
-        assert got.dtype == np.float64
-        np.testing.assert_allclose(got, ref.bilinear_resize(maps, *size), rtol=1e-12)
-        tf_image = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
-        np.testing.assert_allclose(got, tf_image.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(losses.consistency_loss(inner_target_map=inner, last_mask=ones, theta=0.8).numpy(), -0.2, atol=1e-6)
+    np.testing.assert_allclose(losses.consistency_loss(inner_target_map=inner, last_mask=ones, theta=0.8,
+                                                       clamp=True).numpy(), 0.0)
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 4), (2, 1, 1), (2, 7, 3)])
@@ -77,38 +70,53 @@ def test_degenerate_maps_are_finite_and_correct(shape):
     zeros, hot = degenerate_maps(shape)
     for t, c in ((zeros, zeros), (zeros, hot), (hot, zeros), (hot, hot)):
         mask = losses.soft_mask(t).numpy()
-        got = losses.separability_loss(t, c, mask).numpy()
+        got = losses.separability_loss(target_map=t, confusing_map=c, mask=mask).numpy()
         assert np.all(np.isfinite(got))
         np.testing.assert_allclose(got, ref.separability(t, c, mask), atol=1e-6)
-        got = losses.consistency_loss(t, mask, 0.8).numpy()
+        got = losses.consistency_loss(inner_target_map=t, last_mask=mask, theta=0.8).numpy()
         assert np.all(np.isfinite(got))
         np.testing.assert_allclose(got, ref.consistency(t, mask, 0.8), atol=1e-6)
     # All-zero maps overlap nowhere; an all-zero inner map is nowhere inside the mask.
-    np.testing.assert_array_equal(losses.attention_overlap(zeros, zeros).numpy(), 0.0)
-    np.testing.assert_allclose(losses.consistency_loss(zeros, zeros, 0.8).numpy(), 0.8)
+    np.testing.assert_array_equal(losses.attention_overlap(target_map=zeros, confusing_map=zeros).numpy(), 0.0)
+    np.testing.assert_allclose(losses.consistency_loss(inner_target_map=zeros, last_mask=zeros,
+                                                       theta=0.8).numpy(), 0.8)
 
 
 def test_gradients_are_finite_on_zero_maps():
     zeros = tf.zeros((2, 4, 4))
     with tf.GradientTape() as tape:
         tape.watch(zeros)
-        value = tf.reduce_sum(losses.separability_loss(zeros, zeros, losses.soft_mask(zeros))
-                              + losses.consistency_loss(zeros, losses.soft_mask(zeros)))
+        value = tf.reduce_sum(losses.separability_loss(
+            target_map=zeros, confusing_map=zeros, mask=losses.soft_mask(zeros))
+            + losses.consistency_loss(inner_target_map=zeros, last_mask=losses.soft_mask(zeros)))
     grad = tape.gradient(value, zeros).numpy()
     assert np.all(np.isfinite(grad))
 
 
 def test_overlap_and_consistency_metrics(rng):
     t, c = random_maps(rng, (3, 6, 6)), random_maps(rng, (3, 6, 6))
-    np.testing.assert_allclose(losses.attention_overlap(t, c).numpy(),
+    np.testing.assert_allclose(losses.attention_overlap(target_map=t, confusing_map=c).numpy(),
                                ref.separability(t, c, np.ones_like(t)), rtol=1e-5)
     mask = ref.soft_mask(t)
-    np.testing.assert_allclose(losses.attention_consistency(t, mask).numpy(),
+    np.testing.assert_allclose(losses.attention_consistency(inner_target_map=t, last_mask=mask).numpy(),
                                0.8 - ref.consistency(t, mask, 0.8), rtol=1e-5, atol=1e-6)
 
 
 def test_wrong_rank_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\[B, H, W\]"):
-        losses.separability_loss(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4)))
+        losses.separability_loss(target_map=np.zeros((4, 4)), confusing_map=np.zeros((4, 4)),
+                                 mask=np.zeros((4, 4)))
     with pytest.raises(ValueError, match="inner_target_map"):
-        losses.consistency_loss(np.zeros((1, 4, 4, 1)), np.zeros((1, 2, 2)))
+        losses.consistency_loss(inner_target_map=np.zeros((1, 4, 4, 1)),
+                                last_mask=np.zeros((1, 2, 2)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: losses.separability_loss(m, m, m),
+    lambda m: losses.attention_overlap(m, m),
+    lambda m: losses.consistency_loss(m, m),
+    lambda m: losses.attention_consistency(m, m),
+])
+def test_maps_of_the_same_shape_are_passed_by_name(call):
+    with pytest.raises(TypeError, match="positional"):
+        call(np.zeros((1, 4, 4)))

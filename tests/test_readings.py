@@ -34,8 +34,8 @@ def test_class_scores_match_numpy(rng):
     logits = rng.normal(size=(5, 6)).astype("float32")
     target, confusing = rng.integers(0, 6, 5), rng.integers(0, 6, 5)
     for class_score in ("logit", "log_prob", "logit_difference"):
-        got = class_scores(tf.constant(logits), tf.one_hot(target, 6), tf.one_hot(confusing, 6),
-                           class_score)
+        got = class_scores(tf.constant(logits), target=tf.one_hot(target, 6),
+                           confusing=tf.one_hot(confusing, 6), class_score=class_score)
         for role, value in zip(("target", "confusing"), got):
             expected = [numpy_score(logits[b].astype(np.float64), target[b], confusing[b],
                                     class_score, role) for b in range(5)]
@@ -45,8 +45,9 @@ def test_class_scores_match_numpy(rng):
 def test_multi_label_log_prob_is_log_sigmoid(rng):
     logits = rng.normal(size=(3, 4)).astype("float32")
     positives = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0]], "float32")
-    target, _ = class_scores(tf.constant(logits), tf.constant(positives),
-                             tf.zeros_like(positives), "log_prob", multi_label=True)
+    target, _ = class_scores(tf.constant(logits), target=tf.constant(positives),
+                             confusing=tf.zeros_like(positives), class_score="log_prob",
+                             multi_label=True)
     expected = (positives * -np.log1p(np.exp(-logits))).sum(-1)
     np.testing.assert_allclose(target.numpy(), expected, rtol=1e-5)
 
@@ -172,7 +173,7 @@ def test_warmup_survives_save_and_load(tmp_path, rng):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.sfocus_config == model.sfocus_config
     assert int(loaded.optimizer.iterations) == 4
-    assert float(loaded._term_weights(training=True)["as_last"]) == pytest.approx(
+    assert float(loaded._attention_scale(training=True)) == pytest.approx(
         ref.attention_scale(4, 3, 2))
 
 

@@ -113,8 +113,9 @@ def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
 def test_every_tuner_kind_is_built_with_the_objective(tmp_path, kind, oracle):
     from sfocus_tf.tuning import make_tuner
     hypermodel = SFocusHyperModel(base_config(tmp_path).resolve(), SearchSpace(), 2)
-    tuner = make_tuner(kind, hypermodel, "val_loss", "min", 3, 2, 0, str(tmp_path / kind))
+    options = dict(objective="val_loss", direction="min", max_trials=3, epochs=2, seed=0)
+    tuner = make_tuner(kind, hypermodel, directory=str(tmp_path / kind), **options)
     assert type(tuner.oracle).__name__ == oracle
     assert tuner.oracle.objective.name == "val_loss" and tuner.oracle.objective.direction == "min"
     with pytest.raises(ValueError, match="unknown tuner"):
-        make_tuner("grid", hypermodel, "val_loss", "min", 3, 2, 0, str(tmp_path / "grid"))
+        make_tuner("grid", hypermodel, directory=str(tmp_path / "grid"), **options)

@@ -148,7 +148,7 @@ def find_unreadable(paths: list[str], channels: int) -> list[tuple[str, str]]:
     return [(p, _decode_error(p, channels)) for p in unchecked if p not in readable]
 
 
-def _without_unreadable(root, split, paths, labels, channels, skip_bad_images):
+def _without_unreadable(root, split, paths, labels, *, channels, skip_bad_images):
     """``paths, labels`` without the files that do not decode; a ValueError naming
     them unless ``skip_bad_images`` (then a line on stderr says how many went)."""
     bad = find_unreadable(paths, channels)
@@ -181,7 +181,8 @@ def make_dataset(root: str, split: str, *, channels: int = 3, shuffle: bool = Fa
     decoded-image shuffle buffer's small size harmless.
     """
     paths, labels = list_split(root, split, **split_options)
-    paths, labels = _without_unreadable(root, split, paths, labels, channels, skip_bad_images)
+    paths, labels = _without_unreadable(root, split, paths, labels, channels=channels,
+                                        skip_bad_images=skip_bad_images)
     dataset = tf.data.Dataset.from_tensor_slices(
         (np.array(paths), np.array(labels, dtype=np.int32)))
     if shuffle:
