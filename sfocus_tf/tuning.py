@@ -28,7 +28,8 @@ import keras_tuner as kt
 from sfocus_tf import distribute
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
-from sfocus_tf.train_config import TrainConfig, config_to_flags
+from sfocus_tf.config_flags import config_to_flags
+from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")

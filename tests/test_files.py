@@ -186,7 +186,7 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
 def run_train(args, code="", env=None, timeout=300):
     """``sfocus-train ARGS`` in a subprocess, after ``code`` (e.g. a monkeypatch)."""
     script = (f"{code}\nimport runpy, sys\nsys.argv = ['sfocus-train', *{list(args)!r}]\n"
-              "runpy.run_module('sfocus_tf.train', run_name='__main__')")
+              "runpy.run_module('sfocus_tf.cli.train', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env)
 

@@ -124,7 +124,7 @@ def test_config_changes_compare_json_values_and_skip_operational_fields():
 
 def test_train_cli_refuses_a_changed_config_unless_told(trained, tmp_path):
     config, workdir, _ = copy_of(trained, tmp_path)
-    args = [sys.executable, "-m", "sfocus_tf.train", f"--workdir={workdir}",
+    args = [sys.executable, "-m", "sfocus_tf.cli.train", f"--workdir={workdir}",
             f"--data_dir={config.data_dir}", "--model=resnet8", "--batch_size=8",
             "--steps_per_epoch=4", "--eval_steps=1", "--epochs=1", "--lr=0.05"]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)

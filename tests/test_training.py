@@ -73,7 +73,7 @@ def test_killed_after_training_before_metrics_finishes_on_restart(tmp_path):
 
 
 def run_cli(args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "sfocus_tf.cli.train", *args], cwd=ROOT,
                           capture_output=True, text=True, **kwargs)
 
 
@@ -84,7 +84,7 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
             "--model=resnet8", "--epochs=3", "--steps_per_epoch=60", "--batch_size=8",
             "--eval_steps=1", "--backup_every_steps=5"]
     latest = workdir / "backup" / "latest.json"
-    process = subprocess.Popen([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "sfocus_tf.cli.train", *args], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     state = None
@@ -115,8 +115,8 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--dataset=nope", "unknown dataset 'nope'; valid: caltech101"),
-    ("--model=nope", "unknown model 'nope'; valid: application"),
+    ("--dataset=nope", "--dataset=nope: value should be one of <caltech101|"),
+    ("--model=nope", "--model=nope: value should be one of <application|"),
     ("--epochs=-2", "epochs must be a positive integer; got -2"),
     ("--data_dir=/does/not/exist", "is not a directory"),
     ("--sigma=3", "SFocusConfig.sigma=3.0 is not valid"),

@@ -1,4 +1,6 @@
-"""What every ``sfocus-*`` command shares: absl flags in, one-line errors out."""
+"""The ``sfocus-*`` commands, one module each (``sfocus_tf.cli.<command>``), and
+what they share: absl flags in, ``--help`` that lists them, ``--version``,
+one-line errors out. ``python -m sfocus_tf <command>`` runs any of them."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ from typing import Callable
 import tensorflow as tf
 from absl import app, flags
 
+import sfocus_tf
 from sfocus_tf.validation import failed_check
+
+# Command name -> module (sfocus_tf.cli.<module>); the console script is sfocus-<name>.
+COMMANDS = ("train", "eval", "export", "tune", "reproduce")
 
 
 class CommandError(Exception):
@@ -30,10 +36,18 @@ def error_line(error: Exception) -> str:
     return str(error)
 
 
-def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Callable[[], None]:
+def entry_point(prog: str, body: Callable[[], str | None], doc: str | None,
+                required=()) -> Callable[[], None]:
     """A console-script function running ``body`` under absl; ``body`` returns the
-    line to print on success. ``required`` names flags that must be set."""
+    line to print on success. ``required`` names flags that must be set; ``doc``
+    (the command module's docstring) heads ``--help``."""
+    if "version" not in flags.FLAGS:  # a command may reuse another's flags (tune: train's)
+        flags.DEFINE_bool("version", False, "Print the version and exit.")
+
     def main(argv):
+        if flags.FLAGS.version:
+            print(f"{prog} {sfocus_tf.__version__}")
+            return
         if len(argv) > 1:
             sys.exit(f"{prog}: error: unexpected arguments {argv[1:]}")
         missing = [f"--{name}" for name in required if not flags.FLAGS[name].value]
@@ -53,4 +67,26 @@ def entry_point(prog: str, body: Callable[[], str | None], required=()) -> Calla
         if message:
             print(message)
 
-    return lambda: app.run(main)
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:  # e.g. --dataset=nope: names the valid values
+            sys.exit(f"{prog}: error: {error}")
+
+    def run():
+        _show_in_help(doc)
+        app.run(main, flags_parser=parse)
+
+    return run
+
+
+def _show_in_help(doc: str | None) -> None:
+    """``--help`` lists absl's "key flags" of the main module (``sys.argv[0]``); under
+    a console script or ``python -m sfocus_tf`` that module defines none, so every
+    flag of this package is made one, and the command's docstring heads the text."""
+    main = sys.modules["__main__"]
+    main.__doc__ = doc
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+        if module.startswith("sfocus_tf") or module == sys.argv[0]:
+            for flag in defined:
+                flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
