@@ -11,8 +11,10 @@ import tensorflow as tf
 from absl import app, flags
 
 import sfocus_tf
+from sfocus_tf.quiet_start import filtered_stderr
 from sfocus_tf.validation import failed_check
 
+_HELP = {"-?", "-h", "-help", "--help", "--helpshort", "--helpfull", "--helpxml"}
 # Command name -> module (sfocus_tf.cli.<module>); the console script is sfocus-<name>.
 COMMANDS = ("train", "eval", "export", "tune", "reproduce")
 
@@ -72,9 +74,15 @@ def entry_point(prog: str, body: Callable[[], str | None], doc: str | None,
             return flags.FLAGS(argv)
         except flags.Error as error:  # e.g. --dataset=nope: names the valid values
             sys.exit(f"{prog}: error: {error}")
+        except SystemExit:
+            if _HELP.intersection(argv[1:]):
+                sys.exit(0)  # absl exits 1 after printing the help that was asked for
+            raise
 
     def run():
         _show_in_help(doc)
+        with filtered_stderr():  # without a GPU, the first look for one logs an error
+            tf.config.list_physical_devices("GPU")
         app.run(main, flags_parser=parse)
 
     return run
