@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from sfocus_tf import overlays
-from sfocus_tf.files import atomic_path, read_json, write_json
+from sfocus_tf import overlays, run_dir
+from sfocus_tf.files import atomic_path, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import steps_per_epoch, train_and_evaluate
@@ -85,10 +85,10 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     for seed in seeds:  # seed-major, so an interrupted study still has pairs
         for arm in arms:
             sfocus = base.sfocus if arm == "sfocus" else arm_config(arm, total_steps)
-            run_dir = os.path.join(workdir, arm, f"seed-{seed}")
-            metrics = read_json(os.path.join(run_dir, "metrics.json"))
+            run = os.path.join(workdir, arm, f"seed-{seed}")
+            metrics = run_dir.read_metrics(run)
             if metrics is None and train:
-                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run_dir)
+                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run)
             if metrics is not None:
                 runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
@@ -102,8 +102,8 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
 def compare_overlays(workdir: str, arms, seed: int) -> str:
     """``workdir/overlays-seed-<seed>.png``: each arm's final overlays of the same test
     images (true class | confusing class, standard Grad-CAM), side by side."""
-    grids = [overlays.load_png(os.path.join(workdir, arm, f"seed-{seed}", "attention",
-                                            "final.png")) for arm in arms]
+    grids = [overlays.load_png(run_dir.path(workdir, arm, f"seed-{seed}", run_dir.ATTENTION,
+                                            run_dir.FINAL_OVERLAYS)) for arm in arms]
     path = os.path.join(workdir, f"overlays-seed-{seed}.png")
     overlays.save_png(path, overlays.side_by_side(grids, list(arms)))
     return path

@@ -7,6 +7,7 @@ import json
 from typing import Any, Mapping
 
 import keras_models
+from keras_models.applications import application_names
 from sfocus_tf import data
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.config_flags import choices_of, option
@@ -15,41 +16,53 @@ from sfocus_tf.distribute import STRATEGIES
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+# The fields of --model=application, given to keras_models.get.
+APPLICATION_FIELDS = ("application", "inner_layer", "last_layer", "weights")
 # Fields that may change when a run is restarted: they say how and where it runs and
 # what it writes besides the model, not what it trains. strategy and jit_compile
 # already follow the machine when left at "auto", so an explicit change is no worse;
 # backup_every_steps and attention_images change only the backups and overlays.
 OPERATIONAL_FIELDS = ("strategy", "jit_compile", "backup_every_steps", "attention_images")
-# Fields that fall back to the dataset preset when left at None.
-PRESET_FIELDS = ("batch_size", "epochs", "schedule", "milestones", "learning_rate",
-                 "weight_decay")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``None`` fields take the dataset preset's value in
-    ``resolve()``; explicit values win. Each field is a flag of the training
+    """One training run. ``None`` schedule fields take the dataset's default
+    (``recipes.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each field is a flag of the training
     commands (``config_flags``)."""
 
     dataset: str = option("fashion_mnist", "Dataset preset.", choices=data.names)
     model: str = option("resnet20", "Backbone.", choices=keras_models.names)
+    # --model=application: any keras.applications model, cut at two of its layers.
+    application: str | None = option(
+        None, "--model=application: the keras.applications model, e.g. ResNet50.",
+        choices=application_names)
+    inner_layer: str | None = option(
+        None, "--model=application: the layer whose output is the inner feature map.")
+    last_layer: str | None = option(
+        None, "--model=application: the layer whose output is the last feature map; "
+        "default: the application's output.")
+    weights: str | None = option(
+        None, "--model=application: initial weights, 'imagenet' (downloaded once into "
+        "the Keras cache) or a local .weights.h5 file of the same application without "
+        "its top; default: random.")
     data_dir: str | None = option(
         None, "Data directory (tfds data dir, image folder, Fashion-MNIST .gz folder).")
-    image_size: int | None = option(None, "Square image size; default: the preset's.")
-    epochs: int | None = option(None, "Training epochs; default: the preset's.")
+    image_size: int | None = option(None, "Square image size; default: the dataset's.")
+    epochs: int | None = option(None, "Training epochs; default: the dataset's.")
     steps_per_epoch: int | None = option(
         None, "Steps per epoch; default: one pass over the training set.")
     eval_steps: int | None = option(None, "Evaluation batches; default: the whole test set.")
-    batch_size: int | None = option(None, "Global batch size; default: the preset's.")
-    learning_rate: float | None = option(None, "Peak learning rate; default: the preset's.",
+    batch_size: int | None = option(None, "Global batch size; default: the dataset's.")
+    learning_rate: float | None = option(None, "Peak learning rate; default: the dataset's.",
                                          flag="lr")
-    schedule: str | None = option(None, "Learning-rate schedule; default: the preset's.",
+    schedule: str | None = option(None, "Learning-rate schedule; default: the dataset's.",
                                   choices=SCHEDULES)
     milestones: tuple[int, ...] | None = option(
         None, "Epochs at which the multistep schedule divides the learning rate by 10; "
-        "default: the preset's.")
+        "default: the dataset's.")
     warmup_epochs: float = option(0.0, "Linear learning-rate warm-up (cosine schedule).")
-    weight_decay: float | None = option(None, "Weight decay; default: the preset's.")
+    weight_decay: float | None = option(None, "Weight decay; default: the dataset's.")
     optimizer: str = option("sgd", "Optimizer (SGD: Nesterov momentum; SGD and Adam take "
                             "weight decay as L2 terms, AdamW its own).", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum.")
@@ -79,6 +92,22 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0; got {value!r}")
         if self.milestones is not None:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        self._check_application()
+
+    def _check_application(self):
+        given = [name for name in APPLICATION_FIELDS if getattr(self, name) is not None]
+        if self.model != "application" and given:
+            raise ValueError(f"{', '.join(given)} need model=application; got model="
+                             f"{self.model!r}")
+        if self.model == "application" and (self.application is None
+                                            or self.inner_layer is None):
+            raise ValueError("model=application needs application (a keras.applications "
+                             "name) and inner_layer")
+
+    def backbone_options(self) -> dict:
+        """The keyword arguments of ``keras_models.get`` that this config sets."""
+        return {name: getattr(self, name) for name in APPLICATION_FIELDS
+                if getattr(self, name) is not None}
 
     def preset(self):
         """The dataset preset this config trains on (``data.DatasetPreset``)."""
@@ -86,9 +115,11 @@ class TrainConfig:
                                data_dir=self.data_dir)
 
     def resolve(self) -> "TrainConfig":
-        """The config with every preset-backed field filled in."""
+        """The config with the dataset's schedule in every field left at None, and
+        the dataset's kind of labels."""
+        from sfocus_tf import recipes  # here: recipes build TrainConfigs
         preset = self.preset()
-        values = {name: getattr(preset, name) for name in PRESET_FIELDS
+        values = {name: value for name, value in recipes.dataset_schedule(self.dataset).items()
                   if getattr(self, name) is None}
         sfocus = self.sfocus
         if preset.multi_label != sfocus.multi_label:
@@ -118,10 +149,12 @@ class TrainConfig:
 def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
     """``"name old -> new"`` for each field where ``config`` differs from ``stored`` (a
     ``config.json``), nested fields as ``sfocus.name``, values as JSON; the
-    OPERATIONAL_FIELDS are not compared."""
+    OPERATIONAL_FIELDS are not compared, nor fields added since ``stored`` was
+    written that are left unset (None: an older version could only mean that)."""
     old = _flatten(stored)
     new = _flatten(json.loads(json.dumps(config.to_dict())))  # tuples as JSON lists
-    names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS))
+    added_unset = {name for name, value in new.items() if name not in old and value is None}
+    names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS) - added_unset)
     missing = "(absent)"
     return [f"{name} {json.dumps(old[name]) if name in old else missing} -> "
             f"{json.dumps(new[name]) if name in new else missing}"

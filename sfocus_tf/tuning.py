@@ -25,7 +25,7 @@ import os
 import keras
 import keras_tuner as kt
 
-from sfocus_tf import distribute
+from sfocus_tf import distribute, run_dir
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
 from sfocus_tf.config_flags import config_to_flags
@@ -181,7 +181,7 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
                         base.seed, os.path.join(workdir, "tuner"), strategy)
     # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
     # trial's hyperparameters (the HParams plugin's summary) to it.
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"))
+    tensorboard = keras.callbacks.TensorBoard(run_dir.path(workdir, run_dir.TENSORBOARD))
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,

@@ -8,9 +8,12 @@ from absl import flags
 from sfocus_tf import recipes
 from sfocus_tf.config_flags import (config_from_flags, config_to_flags, define_flags,
                                     flag_fields)
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.train_config import APPLICATION_FIELDS, TrainConfig
 
 FIELDS = list(flag_fields(TrainConfig))
+# The fields of --model=application are set together with it.
+APPLICATION = TrainConfig(model="application", application="MobileNetV2",
+                          inner_layer="block_13_expand_relu")
 
 
 def parsed(lines, cls=TrainConfig) -> flags.FlagValues:
@@ -23,6 +26,8 @@ def parsed(lines, cls=TrainConfig) -> flags.FlagValues:
 def other_value(item):
     """A valid value of ``item``'s field that is not its default."""
     default = item.field.default
+    if item.name == "model":
+        return "resnet8"  # "application" needs its own fields
     if item.choices is not None:
         return next(choice for choice in item.choices if choice != default)
     if item.kind is bool:
@@ -44,7 +49,8 @@ def with_value(config, path, value):
 
 @pytest.mark.parametrize("item", FIELDS, ids=[item.name for item in FIELDS])
 def test_flags_to_config_to_flags_is_the_identity(item):
-    config = with_value(TrainConfig(), item.path, other_value(item))
+    base = APPLICATION if item.name in APPLICATION_FIELDS else TrainConfig()
+    config = with_value(base, item.path, other_value(item))
     lines = config_to_flags(config)
     assert any(line.startswith((f"--{item.name}=", f"--{item.name}", f"--no{item.name}"))
                for line in lines)
@@ -84,3 +90,12 @@ def test_recipes_are_valid_configs_chosen_by_name():
         schedule="cosine")
     with pytest.raises(ValueError, match="unknown recipe 'nope'; valid: caltech256"):
         recipes.get("nope")
+
+
+def test_every_dataset_has_a_default_schedule():
+    from sfocus_tf import data
+    for name in data.names():
+        schedule = recipes.dataset_schedule(name)  # raises for a dataset without one
+        if name not in ("caltech256", "image_folder"):  # their presets read the folder
+            assert TrainConfig(dataset=name).resolve().epochs == schedule["epochs"], name
+    assert TrainConfig(dataset="cifar10", epochs=3).resolve().epochs == 3  # explicit wins

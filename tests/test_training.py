@@ -141,3 +141,21 @@ def test_library_modules_define_no_command_line_flags():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_application_backbone_starts_from_a_local_weights_file(tmp_path):
+    """--model=application --weights=FILE: the backbone starts from the file's weights
+    (offline; --weights=imagenet takes the same path after Keras' download)."""
+    from sfocus_tf.training import build_model
+    saved = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                           input_shape=(32, 32, 3))
+    path = str(tmp_path / "mobilenet.weights.h5")
+    saved.save_weights(path)
+    config = TrainConfig(dataset="cifar10", image_size=32, model="application",
+                         application="MobileNetV2", inner_layer="block_13_expand_relu",
+                         weights=path, weight_decay=0.0)
+    model = build_model(config, config.preset())
+    kernel = model.backbone.get_layer("Conv1").kernel.numpy()
+    np.testing.assert_array_equal(kernel, saved.get_layer("Conv1").kernel.numpy())
+    with pytest.raises(ValueError, match="weights need model=application"):
+        TrainConfig(weights=path)

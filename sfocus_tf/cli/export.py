@@ -14,7 +14,7 @@ import os
 from absl import flags
 
 from sfocus_tf import cli, data
-from sfocus_tf.evaluation import load_run
+from sfocus_tf.run_dir import load_run
 from sfocus_tf.export import export_saved_model
 
 FLAGS = flags.FLAGS
@@ -31,8 +31,8 @@ flags.DEFINE_integer("max_batch_size", 64, "Largest request (images) the signatu
 def _export() -> str:
     config, model = load_run(FLAGS.workdir)
     # The image size, normalisation and class names go into the graph, not the data.
-    preset = data.get_preset(config["dataset"], image_size=config["image_size"])
-    class_names = data.class_names(config["dataset"], data_dir=config["data_dir"])
+    preset = data.get_preset(config.dataset, image_size=config.image_size)
+    class_names = data.class_names(config.dataset, data_dir=config.data_dir)
     replacing = FLAGS.model_version is not None and os.path.exists(
         os.path.join(FLAGS.export_dir, str(FLAGS.model_version)))
     path = export_saved_model(model, preset, FLAGS.export_dir, class_names, FLAGS.model_version,

@@ -5,9 +5,10 @@
     sfocus-train --flagfile=run.flags --baseline --workdir=runs/base
 
 --config names a recipe (sfocus_tf.recipes); every other training flag set on the
-command line or in a flagfile overrides the recipe's field. Fields left at no value
-take the dataset preset's. Restarting with the same --workdir resumes from the last
-backup, at its step; a changed config is refused unless --allow_config_change.
+command line or in a flagfile overrides the recipe's field. Schedule fields left
+unset take the dataset's (recipes.DATASET_SCHEDULES). Restarting with the same
+--workdir resumes from the last backup, at its step; a changed config is refused
+unless --allow_config_change.
 """
 
 from __future__ import annotations
