@@ -28,8 +28,8 @@ OPERATIONAL_FIELDS = ("strategy", "jit_compile", "backup_every_steps", "attentio
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run. ``None`` schedule fields take the dataset's default
-    (``recipes.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each field is a flag of the training
-    commands (``config_flags``)."""
+    (``recipes.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each
+    field is a flag of the training commands (``config_flags``)."""
 
     dataset: str = option("fashion_mnist", "Dataset preset.", choices=data.names)
     model: str = option("resnet20", "Backbone.", choices=keras_models.names)

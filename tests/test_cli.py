@@ -22,7 +22,8 @@ def command(*args):
 
 
 @pytest.mark.parametrize("name, shown", [
-    ("train", ["--dataset: <caltech101|", "|fashion_mnist|fashion_mnist_cluttered|", "--model: <application|",
+    ("train", ["--dataset: <caltech101|", "|fashion_mnist|fashion_mnist_cluttered|",
+               "--model: <application|",
                "--config: <caltech256|", "--lr: Peak learning rate", "--[no]second_order",
                "--map_activation: <softmax|relu|abs>", "(default: 'resnet20')",
                "--workdir", "--[no]baseline"]),
