@@ -29,8 +29,8 @@ $(FASHION_MNIST):
 # Train SFOCUS on Fashion-MNIST (offline), evaluate, write overlays and metrics, export.
 demo: setup data
 	rm -rf $(DEMO_RUN)
-	$(VENV)/bin/sfocus-train --flagfile=configs/fashion_mnist_demo.flags --workdir=$(DEMO_RUN)
-	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT) --version=1 --overwrite
+	$(VENV)/bin/sfocus-train --config=fashion_mnist_demo --workdir=$(DEMO_RUN)
+	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT) --model_version=1 --overwrite
 	@echo "metrics: $(DEMO_RUN)/metrics.json; overlays: $(DEMO_RUN)/attention/final.png"
 
 test: setup data

@@ -6,7 +6,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # TF's C++ INFO lines (CPU features, CUDA probing) drown our output; warnings stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-import keras  # noqa: E402
+from sfocus_tf.quiet_start import filtered_stderr  # noqa: E402
+
+with filtered_stderr():  # TensorFlow's start-up lines about oneDNN and absent drivers
+    import keras  # noqa: E402
+    import tensorflow as _tf  # noqa: E402
 
 from sfocus_tf import versions  # noqa: E402
 
@@ -15,8 +19,6 @@ versions.check("keras", keras.__version__)  # first: another Keras may fail belo
 if keras.backend.backend() != "tensorflow":
     raise ImportError("sfocus_tf needs the TensorFlow backend of Keras "
                       f"(KERAS_BACKEND=tensorflow); got {keras.backend.backend()!r}")
-
-import tensorflow as _tf  # noqa: E402
 
 versions.check("tensorflow", _tf.__version__)
 

@@ -9,18 +9,8 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from sfocus_tf import terms
+from sfocus_tf.config_flags import choices_of, option
 
-# Allowed values of the categorical switches; the first one is the default.
-CHOICES = {
-    "gradcam_weights": ("mean", "relu_mean"),
-    "normalize": ("max", "minmax", "none"),
-    "as_layers": ("both", "last"),
-    "ac_mask_source": ("last", "inner"),
-    "class_score": ("logit", "log_prob", "logit_difference"),
-    "map_activation": ("softmax", "relu", "abs"),
-}
-_BOOLEANS = ("second_order", "mask_gradient", "ac_clamp", "multi_label",
-             "decouple_batch_norm")
 _WEIGHTS = terms.WEIGHT_FIELDS
 _STEPS = ("warmup_steps", "ramp_steps")
 # Standard Grad-CAM: the values of the fields that define what a map is. Evaluation
@@ -38,38 +28,50 @@ class SFocusConfig:
     All three weights at 0 is the plain baseline: no attention is computed.
     """
 
-    sigma: float = 0.55  # soft-mask threshold on the normalised target map
-    omega: float = 100.0  # soft-mask steepness
-    theta: float = 0.8  # consistency target
-    w_as_last: float = 1.0
-    w_as_in: float = 1.0
-    w_ac: float = 1.0
-    gradcam_weights: str = "mean"
-    second_order: bool = True
-    normalize: str = "max"
-    mask_gradient: bool = False
-    as_layers: str = "both"
-    ac_mask_source: str = "last"
-    ac_clamp: bool = False
-    multi_label: bool = False
+    sigma: float = option(0.55, "Soft-mask threshold on the normalised target map.")
+    omega: float = option(100.0, "Soft-mask steepness.")
+    theta: float = option(0.8, "Consistency target.")
+    w_as_last: float = option(1.0, "Weight of the separability loss at the last layer.")
+    w_as_in: float = option(1.0, "Weight of the separability loss at the inner layer.")
+    w_ac: float = option(1.0, "Weight of the attention consistency loss.")
+    gradcam_weights: str = option("mean", "Grad-CAM channel weights: the mean gradient, "
+                                  "or the mean of its positive part.",
+                                  choices=("mean", "relu_mean"))
+    second_order: bool = option(True, "Differentiate through the Grad-CAM weights (else "
+                                "they are held constant).")
+    normalize: str = option("max", "How a map is scaled to [0, 1].",
+                            choices=("max", "minmax", "none"))
+    mask_gradient: bool = option(False, "Let the gradient flow through the soft mask.")
+    as_layers: str = option("both", "Layers with a separability term.",
+                            choices=("both", "last"))
+    ac_mask_source: str = option("last", "Layer whose target map gives the consistency "
+                                 "mask.", choices=("last", "inner"))
+    ac_clamp: bool = option(False, "Clamp the consistency loss at 0 once theta is reached.")
+    # Set from the dataset by TrainConfig.resolve(): not a flag.
+    multi_label: bool = option(False, "Sigmoid labels (several classes per image).",
+                               derived=True)
     # Grad-CAM gradients taken with the last stage's BatchNorm batch statistics held
     # constant: each example's map then depends on that example only (the public
     # implementations keep the coupling). Needs keras_models.BatchNorm.
-    decouple_batch_norm: bool = False
-    # Which score's gradient Grad-CAM takes: the logit shifts with anything common to
-    # all logits (which the softmax ignores); the log-probability and the margin
-    # over the other class (target - confusing) do not.
-    class_score: str = "logit"
+    decouple_batch_norm: bool = option(
+        False, "Grad-CAM with the last stage's BatchNorm batch statistics held constant, "
+        "so that each example's map depends on that example only.")
+    # The logit shifts with anything common to all logits (which the softmax
+    # ignores); the log-probability and the margin over the other class do not.
+    class_score: str = option("logit", "Score whose gradient Grad-CAM takes.",
+                              choices=("logit", "log_prob", "logit_difference"))
     # relu keeps positive evidence only, so a map can be switched off everywhere, and
     # with the other defaults it is (docs/ablation.md); abs and a softmax over
     # positions cannot be. softmax: the study's most accurate reading that keeps its
     # maps and separates them.
-    map_activation: str = "softmax"
-    # Attention weights are 0 for the first warmup_steps optimizer steps, then grow
-    # linearly to full over ramp_steps (read from the optimizer's step counter, so
-    # the schedule survives save/load and resume).
-    warmup_steps: int = 0
-    ramp_steps: int = 0
+    map_activation: str = option("softmax", "Activation of the weighted sum of feature "
+                                 "maps (softmax: over positions).",
+                                 choices=("softmax", "relu", "abs"))
+    # Read from the optimizer's step counter, so the schedule survives save/load and
+    # resume.
+    warmup_steps: int = option(0, "Optimizer steps with every attention weight at 0.")
+    ramp_steps: int = option(0, "Optimizer steps over which the attention weights then "
+                             "grow linearly to full.")
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -157,3 +159,10 @@ class SFocusConfig:
             raise ValueError(f"Unknown SFocusConfig field(s) {unknown}; valid fields: "
                              + ", ".join(sorted(known)))
         return cls(**dict(values))
+
+
+# Allowed values of the categorical switches, and the switches, from the fields.
+CHOICES = {field.name: choices_of(field) for field in dataclasses.fields(SFocusConfig)
+           if choices_of(field) is not None}
+_BOOLEANS = tuple(field.name for field in dataclasses.fields(SFocusConfig)
+                  if field.type == "bool")

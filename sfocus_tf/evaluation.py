@@ -17,11 +17,11 @@ import weakref
 import keras
 import tensorflow as tf
 
-from sfocus_tf import data, losses, overlays
+from sfocus_tf import data, losses, overlays, run_dir
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.eval_metrics import MetricTotals
-from sfocus_tf.files import atomic_path, exists, local_copy, makedirs, read_json, write_json
+from sfocus_tf.files import atomic_path, makedirs, write_json
 
 
 def attention_statistics(model, images, labels) -> dict:
@@ -146,40 +146,30 @@ def markdown_report(results: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_run(workdir: str):
-    """``(config dict, model)`` of a finished training run."""
-    config = read_json(os.path.join(workdir, "config.json"))
-    model_path = os.path.join(workdir, "model.keras")
-    if config is None or not exists(model_path):
-        raise FileNotFoundError(f"{workdir} holds no finished run (config.json, model.keras)")
-    with local_copy(model_path) as path:  # any tf.io.gfile file system
-        return config, keras.models.load_model(path)
-
-
 def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=None,
                  batch_size=64, num_overlays=16, skip_bad_images=None) -> dict:
     """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
     ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``.
     ``skip_bad_images`` defaults to the run's own setting."""
-    config, model = load_run(workdir)
-    data_dir = data_dir or config["data_dir"]
-    preset = data.get_preset(config["dataset"], image_size=config["image_size"],
-                             data_dir=data_dir)
-    if skip_bad_images is None:
-        skip_bad_images = config.get("skip_bad_images", False)
-    load = lambda boxes: data.load(config["dataset"], split, batch_size, training=False,  # noqa
-                                   data_dir=data_dir, image_size=config["image_size"],
-                                   with_boxes=boxes, skip_bad_images=skip_bad_images)
+    config, model = run_dir.load_run(workdir)
+    config = config.replace(data_dir=data_dir or config.data_dir)
+    if skip_bad_images is not None:
+        config = config.replace(skip_bad_images=skip_bad_images)
+    preset = config.preset()
+    load = lambda boxes: data.load(  # noqa: E731
+        config.dataset, split, batch_size, training=False, data_dir=config.data_dir,
+        image_size=config.image_size, with_boxes=boxes,
+        skip_bad_images=config.skip_bad_images)
     totals = accumulate(model, load(preset.has_boxes), steps=eval_steps)
-    names = data.class_names(config["dataset"], data_dir=data_dir)
+    names = data.class_names(config.dataset, data_dir=config.data_dir)
     results = totals.summary(names)
-    results.update(dataset=config["dataset"], split=split or preset.test_split)
+    results.update(dataset=config.dataset, split=split or preset.test_split)
     makedirs(output_dir)
     write_json(os.path.join(output_dir, "eval.json"), results)
     with atomic_path(os.path.join(output_dir, "eval.md"), ".md") as temporary:
         with open(temporary, "w") as f:
             f.write(markdown_report(
-                results, f"{config['dataset']} ({results['split']}): {workdir}"))
+                results, f"{config.dataset} ({results['split']}): {workdir}"))
     images, labels = data.first_examples(load(False), num_overlays)
     overlays.save_png(os.path.join(output_dir, "overlays.png"),
                       overlays.render(model, images, labels, names))

@@ -15,33 +15,11 @@ import os
 
 import numpy as np
 
-from sfocus_tf import overlays
-from sfocus_tf.files import atomic_path, read_json, write_json
+from sfocus_tf import overlays, run_dir
+from sfocus_tf.files import atomic_path, write_json
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import steps_per_epoch, train_and_evaluate
-
-# Recipes: the dataset presets' schedules, with the backbones of the paper's setting
-# where one applies. ``fashion_mnist_cpu`` is sized for 2 CPU cores (< 2 h, 3 seeds);
-# ``fashion_mnist_study`` (one pass over the training set, ~2 min a run) for grids of
-# readings.
-PRESETS = {
-    "fashion_mnist_cpu": TrainConfig(dataset="fashion_mnist", model="resnet8", epochs=4,
-                                     learning_rate=0.1, schedule="cosine"),
-    "fashion_mnist_study": TrainConfig(dataset="fashion_mnist", model="resnet8", epochs=2,
-                                       steps_per_epoch=234, learning_rate=0.1,
-                                       schedule="cosine"),
-    # Localisation: 56x56 canvases, one pass over the training set like
-    # fashion_mnist_study (4x the pixels: ~0.4 s a step on 2 cores).
-    "fashion_mnist_cluttered_study": TrainConfig(
-        dataset="fashion_mnist_cluttered", model="resnet8", epochs=2, steps_per_epoch=234,
-        learning_rate=0.1, schedule="cosine"),
-    "cifar100": TrainConfig(dataset="cifar100", model="resnet18_cifar"),
-    "caltech256": TrainConfig(dataset="caltech256", model="resnet50"),
-    "cub200": TrainConfig(dataset="caltech_birds2011", model="resnet50"),
-    "imagenet": TrainConfig(dataset="imagenet2012", model="resnet50"),
-    "voc2012": TrainConfig(dataset="voc/2012", model="resnet50"),
-}
 
 # The reading the project started from (Grad-CAM of the logit, mean gradient weights,
 # second order, relu maps, unit weights, no warm-up). Arms are written as changes to
@@ -95,6 +73,7 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
 def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
               train: bool = True) -> dict:
     """Trains every (arm, seed) not finished yet; returns the summary it writes.
+    The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config``.
     ``arms`` must include ``baseline``, which every other arm is paired with.
     ``train=False`` only tabulates the runs that are finished (a study in progress)."""
     arms = tuple(dict.fromkeys(arms))
@@ -105,11 +84,11 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     runs = {}
     for seed in seeds:  # seed-major, so an interrupted study still has pairs
         for arm in arms:
-            sfocus = arm_config(arm, total_steps)
-            run_dir = os.path.join(workdir, arm, f"seed-{seed}")
-            metrics = read_json(os.path.join(run_dir, "metrics.json"))
+            sfocus = base.sfocus if arm == "sfocus" else arm_config(arm, total_steps)
+            run = os.path.join(workdir, arm, f"seed-{seed}")
+            metrics = run_dir.read_metrics(run)
             if metrics is None and train:
-                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run_dir)
+                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run)
             if metrics is not None:
                 runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
@@ -123,8 +102,8 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
 def compare_overlays(workdir: str, arms, seed: int) -> str:
     """``workdir/overlays-seed-<seed>.png``: each arm's final overlays of the same test
     images (true class | confusing class, standard Grad-CAM), side by side."""
-    grids = [overlays.load_png(os.path.join(workdir, arm, f"seed-{seed}", "attention",
-                                            "final.png")) for arm in arms]
+    grids = [overlays.load_png(run_dir.path(workdir, arm, f"seed-{seed}", run_dir.ATTENTION,
+                                            run_dir.FINAL_OVERLAYS)) for arm in arms]
     path = os.path.join(workdir, f"overlays-seed-{seed}.png")
     overlays.save_png(path, overlays.side_by_side(grids, list(arms)))
     return path

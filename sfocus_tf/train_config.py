@@ -7,60 +7,81 @@ import json
 from typing import Any, Mapping
 
 import keras_models
+from keras_models.applications import application_names
 from sfocus_tf import data
 from sfocus_tf.config import SFocusConfig
+from sfocus_tf.config_flags import choices_of, option
 from sfocus_tf.distribute import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+# The fields of --model=application, given to keras_models.get.
+APPLICATION_FIELDS = ("application", "inner_layer", "last_layer", "weights")
 # Fields that may change when a run is restarted: they say how and where it runs and
 # what it writes besides the model, not what it trains. strategy and jit_compile
 # already follow the machine when left at "auto", so an explicit change is no worse;
 # backup_every_steps and attention_images change only the backups and overlays.
 OPERATIONAL_FIELDS = ("strategy", "jit_compile", "backup_every_steps", "attention_images")
-# Fields that fall back to the dataset preset when left at None.
-PRESET_FIELDS = ("batch_size", "epochs", "schedule", "milestones", "learning_rate",
-                 "weight_decay")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``None`` fields take the dataset preset's value in
-    ``resolve()``; explicit values win."""
+    """One training run. ``None`` schedule fields take the dataset's default
+    (``recipes.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each
+    field is a flag of the training commands (``config_flags``)."""
 
-    dataset: str = "fashion_mnist"
-    model: str = "resnet20"
-    data_dir: str | None = None
-    image_size: int | None = None
-    epochs: int | None = None
-    steps_per_epoch: int | None = None  # None = one pass over the training set
-    eval_steps: int | None = None  # None = the whole test set
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    schedule: str | None = None
-    milestones: tuple[int, ...] | None = None  # epochs at which multistep divides lr by 10
-    warmup_epochs: float = 0.0
-    weight_decay: float | None = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
+    dataset: str = option("fashion_mnist", "Dataset preset.", choices=data.names)
+    model: str = option("resnet20", "Backbone.", choices=keras_models.names)
+    # --model=application: any keras.applications model, cut at two of its layers.
+    application: str | None = option(
+        None, "--model=application: the keras.applications model, e.g. ResNet50.",
+        choices=application_names)
+    inner_layer: str | None = option(
+        None, "--model=application: the layer whose output is the inner feature map.")
+    last_layer: str | None = option(
+        None, "--model=application: the layer whose output is the last feature map; "
+        "default: the application's output.")
+    weights: str | None = option(
+        None, "--model=application: initial weights, 'imagenet' (downloaded once into "
+        "the Keras cache) or a local .weights.h5 file of the same application without "
+        "its top; default: random.")
+    data_dir: str | None = option(
+        None, "Data directory (tfds data dir, image folder, Fashion-MNIST .gz folder).")
+    image_size: int | None = option(None, "Square image size; default: the dataset's.")
+    epochs: int | None = option(None, "Training epochs; default: the dataset's.")
+    steps_per_epoch: int | None = option(
+        None, "Steps per epoch; default: one pass over the training set.")
+    eval_steps: int | None = option(None, "Evaluation batches; default: the whole test set.")
+    batch_size: int | None = option(None, "Global batch size; default: the dataset's.")
+    learning_rate: float | None = option(None, "Peak learning rate; default: the dataset's.",
+                                         flag="lr")
+    schedule: str | None = option(None, "Learning-rate schedule; default: the dataset's.",
+                                  choices=SCHEDULES)
+    milestones: tuple[int, ...] | None = option(
+        None, "Epochs at which the multistep schedule divides the learning rate by 10; "
+        "default: the dataset's.")
+    warmup_epochs: float = option(0.0, "Linear learning-rate warm-up (cosine schedule).")
+    weight_decay: float | None = option(None, "Weight decay; default: the dataset's.")
+    optimizer: str = option("sgd", "Optimizer (SGD: Nesterov momentum; SGD and Adam take "
+                            "weight decay as L2 terms, AdamW its own).", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum.")
     sfocus: SFocusConfig = SFocusConfig()
-    seed: int = 0
-    jit_compile: Any = "auto"
-    mixed_precision: str = "none"
-    strategy: str = "auto"
-    backup_every_steps: int = 200
-    attention_images: int = 8  # examples in the per-epoch overlay grid
-    skip_bad_images: bool = False  # image folders: leave out files that do not decode
+    seed: int = option(0, "Random seed (weights, shuffling, augmentation).")
+    jit_compile: Any = option("auto", "XLA for the training step; auto: on with a GPU, "
+                              "off on CPU.", choices=("auto", True, False))
+    mixed_precision: str = option("none", "Keras dtype policy.", choices=MIXED_PRECISION)
+    strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
+    backup_every_steps: int = option(200, "Optimizer steps between resumable backups.")
+    attention_images: int = option(8, "Test examples in the per-epoch overlay grid.")
+    skip_bad_images: bool = option(False, "Image folders: leave out (and count) files "
+                                   "that do not decode, instead of failing before training.")
 
     def __post_init__(self):
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("dataset", self.dataset, data.names())
-        _check_choice("model", self.model, keras_models.names())
-        if self.schedule is not None:
-            _check_choice("schedule", self.schedule, SCHEDULES)
+        for field in dataclasses.fields(self):
+            allowed, value = choices_of(field), getattr(self, field.name)
+            if allowed is not None and value is not None:
+                _check_choice(field.name, value, allowed)
         for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -69,11 +90,24 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0; got {value!r}")
-        if self.jit_compile not in ("auto", True, False):
-            raise ValueError(f"jit_compile must be 'auto', True or False; "
-                             f"got {self.jit_compile!r}")
         if self.milestones is not None:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        self._check_application()
+
+    def _check_application(self):
+        given = [name for name in APPLICATION_FIELDS if getattr(self, name) is not None]
+        if self.model != "application" and given:
+            raise ValueError(f"{', '.join(given)} need model=application; got model="
+                             f"{self.model!r}")
+        if self.model == "application" and (self.application is None
+                                            or self.inner_layer is None):
+            raise ValueError("model=application needs application (a keras.applications "
+                             "name) and inner_layer")
+
+    def backbone_options(self) -> dict:
+        """The keyword arguments of ``keras_models.get`` that this config sets."""
+        return {name: getattr(self, name) for name in APPLICATION_FIELDS
+                if getattr(self, name) is not None}
 
     def preset(self):
         """The dataset preset this config trains on (``data.DatasetPreset``)."""
@@ -81,9 +115,11 @@ class TrainConfig:
                                data_dir=self.data_dir)
 
     def resolve(self) -> "TrainConfig":
-        """The config with every preset-backed field filled in."""
+        """The config with the dataset's schedule in every field left at None, and
+        the dataset's kind of labels."""
+        from sfocus_tf import recipes  # here: recipes build TrainConfigs
         preset = self.preset()
-        values = {name: getattr(preset, name) for name in PRESET_FIELDS
+        values = {name: value for name, value in recipes.dataset_schedule(self.dataset).items()
                   if getattr(self, name) is None}
         sfocus = self.sfocus
         if preset.multi_label != sfocus.multi_label:
@@ -110,40 +146,15 @@ class TrainConfig:
         return cls(**values)
 
 
-def config_to_flags(config: TrainConfig) -> list[str]:
-    """The ``sfocus-train`` flag lines that reproduce ``config`` (a resolved TrainConfig)."""
-    values = {"dataset": config.dataset, "model": config.model, "data_dir": config.data_dir,
-              "image_size": config.image_size, "epochs": config.epochs,
-              "steps_per_epoch": config.steps_per_epoch, "eval_steps": config.eval_steps,
-              "batch_size": config.batch_size, "lr": config.learning_rate,
-              "schedule": config.schedule, "warmup_epochs": config.warmup_epochs,
-              "weight_decay": config.weight_decay, "optimizer": config.optimizer,
-              "momentum": config.momentum, "seed": config.seed,
-              "jit_compile": str(config.jit_compile).lower(),
-              "mixed_precision": config.mixed_precision, "strategy": config.strategy,
-              "backup_every_steps": config.backup_every_steps,
-              "skip_bad_images": config.skip_bad_images,
-              **config.sfocus.to_dict()}
-    if config.milestones:
-        values["milestones"] = ",".join(map(str, config.milestones))
-    lines = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            lines.append(f"--{name}" if value else f"--no{name}")
-        else:
-            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
-    return lines
-
-
 def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
     """``"name old -> new"`` for each field where ``config`` differs from ``stored`` (a
     ``config.json``), nested fields as ``sfocus.name``, values as JSON; the
-    OPERATIONAL_FIELDS are not compared."""
+    OPERATIONAL_FIELDS are not compared, nor fields added since ``stored`` was
+    written that are left unset (None: an older version could only mean that)."""
     old = _flatten(stored)
     new = _flatten(json.loads(json.dumps(config.to_dict())))  # tuples as JSON lists
-    names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS))
+    added_unset = {name for name, value in new.items() if name not in old and value is None}
+    names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS) - added_unset)
     missing = "(absent)"
     return [f"{name} {json.dumps(old[name]) if name in old else missing} -> "
             f"{json.dumps(new[name]) if name in new else missing}"

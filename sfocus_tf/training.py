@@ -1,13 +1,7 @@
 """``train_and_evaluate(config, workdir)``: one SFOCUS (or baseline) training run.
 
-What it writes into ``workdir``::
-
-    config.json          the resolved TrainConfig
-    backup/              weights + optimizer state for resuming (BackupAndResume)
-    tensorboard/         scalars of every loss term and metric; attention images
-    attention/           epoch-NNN.png overlays: image | true class | confusing class
-    model.keras          the final model (atomic)
-    metrics.json         test accuracy, loss terms and attention metrics (atomic)
+It writes a run directory (``sfocus_tf.run_dir``: config.json, backup/,
+tensorboard/, attention/, model.keras, metrics.json), each file atomically.
 
 Restarting with the same workdir resumes from the newest backup, at the step it was
 taken (``fit_from_backup``), provided the config is the one the workdir was trained
@@ -29,8 +23,8 @@ import tensorflow as tf
 from absl import logging
 
 import keras_models
-from sfocus_tf import data, distribute, evaluation, files, overlays
-from sfocus_tf.checkpointing import BackupAndResume, read_json, save_model, write_json
+from sfocus_tf import data, distribute, evaluation, files, overlays, run_dir
+from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
 from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.model import SFocusModel
 from sfocus_tf.train_config import TrainConfig, config_changes
@@ -66,7 +60,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
 def build_model(config: TrainConfig, preset) -> SFocusModel:
     loss_decay = 0.0 if config.optimizer == "adamw" else config.weight_decay
     backbone = keras_models.get(config.model, preset.image_size, preset.num_classes,
-                                weight_decay=loss_decay)
+                                weight_decay=loss_decay, **config.backbone_options())
     return SFocusModel(backbone, preset.num_classes, config.sfocus, weight_decay=loss_decay)
 
 
@@ -158,10 +152,9 @@ def check_config(config: TrainConfig, workdir: str, allow_change: bool = False) 
     holds training (a backup or a final model) of another config; with
     ``allow_change`` logs them instead. A workdir with a config.json and nothing
     trained yet (stopped before its first backup) takes the new config."""
-    stored = read_json(os.path.join(workdir, "config.json"))
-    trained = any(tf.io.gfile.exists(os.path.join(workdir, name))
-                  for name in ("backup", "model.keras"))
-    changes = config_changes(stored, config) if stored is not None and trained else []
+    stored = run_dir.stored_config(workdir)
+    trained = stored is not None and run_dir.holds_training(workdir)
+    changes = config_changes(stored, config) if trained else []
     if not changes:
         return
     if not allow_change:
@@ -204,22 +197,22 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
               allow_config_change: bool):
     check_config(config, workdir, allow_config_change)  # before config.json is replaced
     files.prepare_output_dir(out)  # writable (else one line), no leftover temporaries
-    write_json(os.path.join(out, "config.json"), config.to_dict())
+    write_json(run_dir.path(out, run_dir.CONFIG), config.to_dict())
     keras.utils.set_random_seed(config.seed)
     test, epoch_steps = test_batches(config), steps_per_epoch(config)
     with strategy.scope():
         model = compiled_model(config, config.preset(), epoch_steps)
-        backup = BackupAndResume(os.path.join(out, "backup"), config.backup_every_steps,
-                                 restore_dir=os.path.join(workdir, "backup"))
+        backup = BackupAndResume(run_dir.path(out, run_dir.BACKUP), config.backup_every_steps,
+                                 restore_dir=run_dir.path(workdir, run_dir.BACKUP))
         backup.restore(model)
         resumed_from = (backup.initial_epoch, backup.initial_step, _trained_steps(model))
         images, labels = data.first_examples(test, config.attention_images)
         overlay_callback = AttentionImages(
             images, labels, data.class_names(config.dataset, data_dir=config.data_dir),
-            os.path.join(out, "attention"), os.path.join(out, "tensorboard"))
+            run_dir.path(out, run_dir.ATTENTION), run_dir.path(out, run_dir.TENSORBOARD))
         overlay_callback.set_model(model)  # for the final overlays if fit does not run
         callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
-                     backup, keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
+                     backup, keras.callbacks.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD)),
                      overlay_callback]
         fit_from_backup(model, config, steps_per_epoch=epoch_steps, backup=backup,
                         validation_data=test, callbacks=callbacks)
@@ -233,10 +226,11 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
                    train_seconds=train_seconds,
                    eval_seconds=time.perf_counter() - started,
                    weights_checksum=weights_checksum(model), history=backup.history)
-    check_finite_weights(model, "model.keras")
-    save_model(model, os.path.join(out, "model.keras"))
-    overlays.save_png(os.path.join(out, "attention", "final.png"), overlay_callback.render())
-    write_json(os.path.join(out, "metrics.json"), metrics)  # NaN -> null
+    check_finite_weights(model, run_dir.MODEL)
+    save_model(model, run_dir.path(out, run_dir.MODEL))
+    overlays.save_png(run_dir.path(out, run_dir.ATTENTION, run_dir.FINAL_OVERLAYS),
+                      overlay_callback.render())
+    write_json(run_dir.path(out, run_dir.METRICS), metrics)  # NaN -> null
     return model, metrics
 
 

@@ -25,10 +25,11 @@ import os
 import keras
 import keras_tuner as kt
 
-from sfocus_tf import distribute, terms
+from sfocus_tf import distribute, run_dir, terms
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import atomic_path, makedirs, write_json
-from sfocus_tf.train_config import TrainConfig, config_to_flags
+from sfocus_tf.config_flags import config_to_flags
+from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -181,7 +182,7 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
                         directory=os.path.join(workdir, "tuner"), strategy=strategy)
     # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
     # trial's hyperparameters (the HParams plugin's summary) to it.
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"))
+    tensorboard = keras.callbacks.TensorBoard(run_dir.path(workdir, run_dir.TENSORBOARD))
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,

@@ -399,7 +399,7 @@ def test_unreadable_images_are_found_in_parallel_and_named(tmp_path):
 def test_training_cli_names_the_bad_image_in_one_line(tmp_path):
     root = write_folder_with_bad_files(tmp_path / "folder")
     result = subprocess.run(
-        [sys.executable, "-m", "sfocus_tf.train", "--dataset=image_folder", f"--data_dir={root}",
+        [sys.executable, "-m", "sfocus_tf.cli.train", "--dataset=image_folder", f"--data_dir={root}",
          "--model=resnet8", "--image_size=8", "--epochs=1", "--steps_per_epoch=1",
          f"--workdir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -98,7 +98,7 @@ def test_multi_worker_matches_one_process(single, tmp_path):
 
 
 def cli_args(workdir, data_dir, *extra):
-    return ["-m", "sfocus_tf.train", f"--workdir={workdir}", "--strategy=multi_worker",
+    return ["-m", "sfocus_tf.cli.train", f"--workdir={workdir}", "--strategy=multi_worker",
             "--dataset=fashion_mnist", f"--data_dir={data_dir}", "--model=resnet8",
             "--batch_size=16", "--eval_steps=1", *extra]
 

@@ -207,8 +207,8 @@ def test_cli_exports_next_version_with_the_flags(exported, tmp_path):
     export_dir = tmp_path / "models"
     export(exported, export_dir)  # version 1, to be replaced
     result = subprocess.run(
-        [sys.executable, "-m", "sfocus_tf.export_cli", f"--workdir={run}",
-         f"--export_dir={export_dir}", "--version=1", "--overwrite", "--max_batch_size=2"],
+        [sys.executable, "-m", "sfocus_tf.cli.export", f"--workdir={run}",
+         f"--export_dir={export_dir}", "--model_version=1", "--overwrite", "--max_batch_size=2"],
         capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(f"exported {export_dir / '1'} (replaced in one swap; a "

@@ -147,7 +147,8 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
     """A tiny run with ``workdir=ram://...`` (TensorFlow's in-memory file system; gs://
     goes through the same code): every artefact in it, nothing local; a leftover
     TF_CONFIG of another job's second worker changes nothing (one-machine strategy)."""
-    from sfocus_tf.evaluation import evaluate_run, load_run
+    from sfocus_tf.evaluation import evaluate_run
+    from sfocus_tf.run_dir import load_run
     from sfocus_tf.train_config import TrainConfig
     from sfocus_tf.training import train_and_evaluate
 
@@ -180,8 +181,8 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
     again = train_and_evaluate(config, workdir)  # restores the backup from ram://
     assert again["resumed_from_epoch"] == 1
     assert again["weights_checksum"] == metrics["weights_checksum"]
-    _, model = load_run(workdir)
-    assert model.count_params() > 0
+    stored, model = load_run(workdir)
+    assert stored == config.resolve() and model.count_params() > 0
     results = evaluate_run(workdir, f"{workdir}/eval", eval_steps=1, batch_size=8,
                            num_overlays=2)
     assert files.read_json(f"{workdir}/eval/eval.json")["examples"] == results["examples"] == 8
@@ -195,7 +196,7 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
 def run_train(args, code="", env=None, timeout=300):
     """``sfocus-train ARGS`` in a subprocess, after ``code`` (e.g. a monkeypatch)."""
     script = (f"{code}\nimport runpy, sys\nsys.argv = ['sfocus-train', *{list(args)!r}]\n"
-              "runpy.run_module('sfocus_tf.train', run_name='__main__')")
+              "runpy.run_module('sfocus_tf.cli.train', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env)
 

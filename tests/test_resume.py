@@ -118,13 +118,17 @@ def test_config_changes_compare_json_values_and_skip_operational_fields():
     stored = json.loads(json.dumps(config.to_dict()))  # milestones: a list
     stored.update(seed=1, strategy="mirrored", backup_every_steps=5)
     del stored["sfocus"]["map_activation"]  # a config.json from an older version
+    del stored["weights"]  # one written before --weights existed: unset is no change
     assert config_changes(stored, config) == [
         "seed 1 -> 0", 'sfocus.map_activation (absent) -> "softmax"']
+    assert config_changes(stored, config.replace(
+        model="application", application="MobileNetV2", inner_layer="block_13_expand_relu",
+        weights="imagenet", seed=1))[-1] == 'weights (absent) -> "imagenet"'
 
 
 def test_train_cli_refuses_a_changed_config_unless_told(trained, tmp_path):
     config, workdir, _ = copy_of(trained, tmp_path)
-    args = [sys.executable, "-m", "sfocus_tf.train", f"--workdir={workdir}",
+    args = [sys.executable, "-m", "sfocus_tf.cli.train", f"--workdir={workdir}",
             f"--data_dir={config.data_dir}", "--model=resnet8", "--batch_size=8",
             "--steps_per_epoch=4", "--eval_steps=1", "--epochs=1", "--lr=0.05"]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)

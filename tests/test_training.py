@@ -73,7 +73,7 @@ def test_killed_after_training_before_metrics_finishes_on_restart(tmp_path):
 
 
 def run_cli(args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "sfocus_tf.cli.train", *args], cwd=ROOT,
                           capture_output=True, text=True, **kwargs)
 
 
@@ -84,7 +84,7 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
             "--model=resnet8", "--epochs=3", "--steps_per_epoch=60", "--batch_size=8",
             "--eval_steps=1", "--backup_every_steps=5"]
     latest = workdir / "backup" / "latest.json"
-    process = subprocess.Popen([sys.executable, "-m", "sfocus_tf.train", *args], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "sfocus_tf.cli.train", *args], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     state = None
@@ -115,8 +115,8 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--dataset=nope", "unknown dataset 'nope'; valid: caltech101"),
-    ("--model=nope", "unknown model 'nope'; valid: application"),
+    ("--dataset=nope", "--dataset=nope: value should be one of <caltech101|"),
+    ("--model=nope", "--model=nope: value should be one of <application|"),
     ("--epochs=-2", "epochs must be a positive integer; got -2"),
     ("--data_dir=/does/not/exist", "is not a directory"),
     ("--sigma=3", "SFocusConfig.sigma=3.0 is not valid"),
@@ -141,3 +141,21 @@ def test_library_modules_define_no_command_line_flags():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_application_backbone_starts_from_a_local_weights_file(tmp_path):
+    """--model=application --weights=FILE: the backbone starts from the file's weights
+    (offline; --weights=imagenet takes the same path after Keras' download)."""
+    from sfocus_tf.training import build_model
+    saved = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                           input_shape=(32, 32, 3))
+    path = str(tmp_path / "mobilenet.weights.h5")
+    saved.save_weights(path)
+    config = TrainConfig(dataset="cifar10", image_size=32, model="application",
+                         application="MobileNetV2", inner_layer="block_13_expand_relu",
+                         weights=path, weight_decay=0.0)
+    model = build_model(config, config.preset())
+    kernel = model.backbone.get_layer("Conv1").kernel.numpy()
+    np.testing.assert_array_equal(kernel, saved.get_layer("Conv1").kernel.numpy())
+    with pytest.raises(ValueError, match="weights need model=application"):
+        TrainConfig(weights=path)

@@ -80,7 +80,7 @@ def test_tiny_search_completes_and_its_flagfile_trains(tmp_path, capfd):
     flags = (workdir / "best.flags").read_text()
     assert f"--w_ac={results.best_values['w_ac']!r}" in flags
     trained = subprocess.run(
-        [sys.executable, "-m", "sfocus_tf.train", f"--flagfile={workdir / 'best.flags'}",
+        [sys.executable, "-m", "sfocus_tf.cli.train", f"--flagfile={workdir / 'best.flags'}",
          f"--workdir={tmp_path / 'best'}"], cwd=ROOT, capture_output=True, text=True,
         timeout=600)
     assert trained.returncode == 0, trained.stderr[-2000:]
@@ -97,7 +97,7 @@ def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
     args = [f"--workdir={workdir}", "--dataset=fashion_mnist", f"--data_dir={config.data_dir}",
             "--model=resnet8", "--epochs=1", "--steps_per_epoch=2", "--eval_steps=1",
             "--batch_size=8", "--max_trials=2", "--ranges=sigma=0.999:9", "--seed=3"]
-    result = subprocess.run([sys.executable, "-m", "sfocus_tf.tune", *args], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "sfocus_tf.cli.tune", *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     assert "trial(s) failed" in result.stderr.strip().splitlines()[-1]

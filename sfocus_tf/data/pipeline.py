@@ -105,7 +105,7 @@ def _batch_then_transform(dataset, preset, *, training, seed, batch_size, drop_r
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load(name: str, split: str | None = None, batch_size: int | None = None, *,
+def load(name: str, split: str | None, batch_size: int, *,
          training: bool, data_dir: str | None = None, manual_dir: str | None = None,
          image_size: int | Sequence[int] | None = None, seed: int | None = None,
          with_boxes: bool = False, drop_remainder: bool | None = None,
@@ -148,7 +148,7 @@ def load(name: str, split: str | None = None, batch_size: int | None = None, *,
     batched = (_transform_then_batch if preset.augmentation == RESIZED_CROP_FLIP
                else _batch_then_transform)
     dataset = batched(dataset, preset, training=training, seed=seed,
-                      batch_size=batch_size or preset.batch_size,
+                      batch_size=batch_size,
                       drop_remainder=training if drop_remainder is None else drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -1,4 +1,6 @@
-"""What each dataset is, and the defaults the pipeline and the training CLI start from."""
+"""What each dataset is: source, classes, image size, statistics, boxes, labels.
+
+How to train on it (schedule, epochs, batch) is a recipe: ``sfocus_tf.recipes``."""
 
 from __future__ import annotations
 
@@ -27,8 +29,6 @@ class DatasetPreset:
     ``image_size`` is the size the model sees, in training and evaluation alike. For
     ``RESIZED_CROP_FLIP`` evaluation resizes so the image covers ``image_size /
     eval_crop_fraction`` (256 for 224) and takes the centre crop.
-    The fields after ``split_sizes`` are starting points for the training CLI; the
-    pipeline itself only reads ``batch_size``.
     """
 
     name: str
@@ -48,12 +48,6 @@ class DatasetPreset:
     cache: bool = False  # cache decoded examples in memory; only where they fit
     shuffle_buffer: int = 10_000
     split_sizes: tuple[tuple[str, int], ...] = ()  # known sizes, no data needed
-    batch_size: int = 128
-    epochs: int = 200
-    schedule: str = "multistep"  # "multistep" | "cosine"
-    milestones: tuple[int, ...] = (100, 150)  # epochs, for "multistep"
-    learning_rate: float = 0.1
-    weight_decay: float = 5e-4
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -105,9 +99,7 @@ def _small(name, num_classes, mean, std, **kwargs):
 def _imagenet_like(name, num_classes, **kwargs):
     defaults = dict(image_size=(224, 224, 3), augmentation=RESIZED_CROP_FLIP,
                     mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                    shuffle_buffer=1024,  # decoded full-size images: keep the buffer small
-                    batch_size=64, epochs=100, schedule="cosine", milestones=(),
-                    learning_rate=0.01, weight_decay=1e-4)
+                    shuffle_buffer=1024)  # decoded full-size images: keep the buffer small
     defaults.update(kwargs)
     return DatasetPreset(name=name, num_classes=num_classes, **defaults)
 
@@ -121,14 +113,12 @@ _PRESETS = (
            split_sizes=(("train", 50_000), ("test", 10_000))),
     # Already in memory as one array, so no cache; pad 2 suits 28 px digits-sized objects.
     _small("fashion_mnist", 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD, source="fashion_mnist",
-           image_size=(28, 28, 1), pad=2, epochs=30, schedule="cosine", milestones=(),
-           split_sizes=(("train", 60_000), ("test", 10_000))),
+           image_size=(28, 28, 1), pad=2, split_sizes=(("train", 60_000), ("test", 10_000))),
     # Garments placed at random on a 56x56 canvas with clutter (data/cluttered.py); the
     # placement is the variation, so no augmentation, and boxes stay exact.
     DatasetPreset(name="fashion_mnist_cluttered", source="fashion_mnist_cluttered",
                   num_classes=10, image_size=(56, 56, 1), augmentation=NO_AUGMENTATION,
-                  mean=CLUTTERED_MEAN, std=CLUTTERED_STD, has_boxes=True, epochs=4,
-                  schedule="cosine", milestones=(),
+                  mean=CLUTTERED_MEAN, std=CLUTTERED_STD, has_boxes=True,
                   split_sizes=(("train", 60_000), ("test", 10_000))),
     _imagenet_like("caltech101", 102, source="tfds", tfds_name="caltech101",
                    split_sizes=(("train", 3_060), ("test", 6_084))),
@@ -136,12 +126,10 @@ _PRESETS = (
                    has_boxes=True, split_sizes=(("train", 5_994), ("test", 5_794))),
     # VOC's tfds "test" split has no labels: evaluate on "validation".
     _imagenet_like("voc/2012", 20, source="tfds", tfds_name="voc/2012", multi_label=True,
-                   has_boxes=True, test_split="validation", epochs=60,
+                   has_boxes=True, test_split="validation",
                    split_sizes=(("train", 5_717), ("validation", 5_823), ("test", 10_991))),
     _imagenet_like("imagenet2012", 1000, source="tfds", tfds_name="imagenet2012",
-                   test_split="validation", batch_size=256, epochs=90, schedule="multistep",
-                   milestones=(30, 60, 80), learning_rate=0.1,
-                   split_sizes=(("train", 1_281_167), ("validation", 50_000))),
+                   test_split="validation", split_sizes=(("train", 1_281_167), ("validation", 50_000))),
     # Image folders: num_classes comes from the folder (get_preset(..., data_dir=root)).
     _imagenet_like("caltech256", 257, source="image_folder"),
     _imagenet_like("image_folder", 0, source="image_folder"),

@@ -1,26 +1,28 @@
 """sfocus-reproduce: SFOCUS readings against the baseline, identical recipes, K seeds each.
 
-    sfocus-reproduce --preset=fashion_mnist_cpu --workdir=runs/repro
-    sfocus-reproduce --preset=fashion_mnist_study --grid=readings --workdir=studies/fm
-    sfocus-reproduce --preset=cifar100 --seeds=0,1,2 --workdir=runs/c100 --data_dir=...
+    sfocus-reproduce --config=fashion_mnist_cpu --workdir=runs/repro
+    sfocus-reproduce --config=fashion_mnist_study --grid=readings --workdir=studies/fm
+    sfocus-reproduce --config=cifar100 --seeds=0,1,2 --workdir=runs/c100 --data_dir=...
 
-See ``sfocus_tf.reproduction``; the table goes to ``<workdir>/results.md``.
+--config names a recipe (sfocus_tf.recipes); the training flags override its fields
+as in sfocus-train. The sfocus arm trains the resulting SFocusConfig, the other arms
+their own readings. See ``sfocus_tf.reproduction``; the table goes to
+``<workdir>/results.md``.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from sfocus_tf import cli
-from sfocus_tf.reproduction import (ARMS, GRIDS, PRESETS, compare_overlays, markdown,
-                                    run_study)
+from sfocus_tf import cli, config_flags, recipes
+from sfocus_tf.reproduction import ARMS, GRIDS, compare_overlays, markdown, run_study
+from sfocus_tf.train_config import TrainConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("preset", "fashion_mnist_cpu", list(PRESETS), "Recipe.")
+flags.DEFINE_enum("config", "fashion_mnist_cpu", recipes.names(),
+                  "Recipe every arm trains with; the training flags override its fields.")
 flags.DEFINE_string("workdir", None, "Where the runs and the table go.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each arm runs every seed.")
-flags.DEFINE_string("data_dir", None, "Data directory, if the dataset needs one.")
-flags.DEFINE_integer("epochs", None, "Override the preset's epochs.")
 flags.DEFINE_enum("grid", "default", list(GRIDS),
                   "Named set of arms: " + "; ".join(f"{k}: {','.join(v)}" for k, v in GRIDS.items()))
 flags.DEFINE_bool("train", True, "Train missing runs; --notrain only tabulates the "
@@ -28,13 +30,12 @@ flags.DEFINE_bool("train", True, "Train missing runs; --notrain only tabulates t
 flags.DEFINE_list("compare", None, "Arms whose final overlays (first seed) go side by "
                   "side into <workdir>/overlays-seed-<seed>.png.")
 flags.DEFINE_list("arms", None, "Arms to run instead of --grid (baseline is added): "
-                  "sfocus (the current default) or one of " + ", ".join(ARMS))
+                  "sfocus (the --config's reading) or one of " + ", ".join(ARMS))
+config_flags.define_flags(TrainConfig, exclude=("seed",))  # --seeds instead
 
 
 def _reproduce() -> str:
-    base = PRESETS[FLAGS.preset].replace(data_dir=FLAGS.data_dir)
-    if FLAGS.epochs:
-        base = base.replace(epochs=FLAGS.epochs)
+    base = config_flags.config_from_flags(recipes.get(FLAGS.config))
     arms = ["baseline"] + FLAGS.arms if FLAGS.arms else GRIDS[FLAGS.grid]
     seeds = [int(s) for s in FLAGS.seeds]
     table = markdown(run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train))
@@ -43,7 +44,7 @@ def _reproduce() -> str:
     return table
 
 
-run = cli.entry_point("sfocus-reproduce", _reproduce, required=("workdir",))
+run = cli.entry_point("sfocus-reproduce", _reproduce, __doc__, required=("workdir",))
 
 if __name__ == "__main__":
     run()

@@ -4,7 +4,8 @@
         --tuner=bayesian --max_trials=20 --epochs=3 --ranges="w_ac=0:1,theta=fixed"
     sfocus-train --flagfile=runs/tune/best.flags --workdir=runs/best
 
-Takes every sfocus-train flag as the base configuration of each trial. Exits
+Takes every sfocus-train flag (--config and the fields it overrides) as the base
+configuration of each trial. Exits
 non-zero when any trial did not complete.
 """
 
@@ -15,7 +16,7 @@ import sys
 from absl import flags
 
 from sfocus_tf import cli
-from sfocus_tf import train  # also defines the training flags, reused here
+from sfocus_tf.cli import train  # also defines the training flags, reused here
 from sfocus_tf.tuning import TUNERS, SearchSpace, search
 
 FLAGS = flags.FLAGS
@@ -44,7 +45,7 @@ def _tune() -> str:
     return summary
 
 
-run = cli.entry_point("sfocus-tune", _tune, required=("workdir",))
+run = cli.entry_point("sfocus-tune", _tune, __doc__, required=("workdir",))
 
 if __name__ == "__main__":
     run()

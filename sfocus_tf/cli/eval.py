@@ -42,7 +42,7 @@ def _evaluate() -> str:
     return f"{shown}; written to {output_dir}"
 
 
-run = cli.entry_point("sfocus-eval", _evaluate, required=("workdir",))
+run = cli.entry_point("sfocus-eval", _evaluate, __doc__, required=("workdir",))
 
 if __name__ == "__main__":
     run()

@@ -1,8 +1,8 @@
 """sfocus-export: a trained run as a versioned SavedModel for TensorFlow Serving.
 
-    sfocus-export --workdir=runs/fmnist --export_dir=savedmodels/fashion_mnist [--version=N]
+    sfocus-export --workdir=runs/fmnist --export_dir=savedmodels/fashion_mnist [--model_version=N]
 
-Without --version, writes the next version: TF Serving loads each new version
+Without --model_version, writes the next version: TF Serving loads each new version
 once and never reloads one it already serves, so a new number is how a running
 server picks up a new model.
 """
@@ -14,13 +14,13 @@ import os
 from absl import flags
 
 from sfocus_tf import cli, data
-from sfocus_tf.evaluation import load_run
+from sfocus_tf.run_dir import load_run
 from sfocus_tf.export import export_saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
 flags.DEFINE_string("export_dir", None, "Model directory; versions go in <export_dir>/<N>/.")
-flags.DEFINE_integer("version", None, "Version number; default: one above the highest.")
+flags.DEFINE_integer("model_version", None, "Version number; default: one above the highest.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version (in one atomic swap; "
                   "a running server keeps serving the version it loaded).")
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
@@ -31,12 +31,12 @@ flags.DEFINE_integer("max_batch_size", 64, "Largest request (images) the signatu
 def _export() -> str:
     config, model = load_run(FLAGS.workdir)
     # The image size, normalisation and class names go into the graph, not the data.
-    preset = data.get_preset(config["dataset"], image_size=config["image_size"])
-    class_names = data.class_names(config["dataset"], data_dir=config["data_dir"])
-    replacing = FLAGS.version is not None and os.path.exists(
-        os.path.join(FLAGS.export_dir, str(FLAGS.version)))
+    preset = data.get_preset(config.dataset, image_size=config.image_size)
+    class_names = data.class_names(config.dataset, data_dir=config.data_dir)
+    replacing = FLAGS.model_version is not None and os.path.exists(
+        os.path.join(FLAGS.export_dir, str(FLAGS.model_version)))
     path = export_saved_model(model, preset, FLAGS.export_dir, class_names,
-                              version=FLAGS.version, overwrite=FLAGS.overwrite,
+                              version=FLAGS.model_version, overwrite=FLAGS.overwrite,
                               top_k=FLAGS.top_k, max_batch_size=FLAGS.max_batch_size)
     if replacing:
         return (f"exported {path} (replaced in one swap; a running TF Serving keeps the "
@@ -44,7 +44,7 @@ def _export() -> str:
     return f"exported {path}"
 
 
-run = cli.entry_point("sfocus-export", _export, required=("workdir", "export_dir"))
+run = cli.entry_point("sfocus-export", _export, __doc__, required=("workdir", "export_dir"))
 
 if __name__ == "__main__":
     run()
