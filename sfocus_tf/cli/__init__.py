@@ -38,7 +38,7 @@ def error_line(error: Exception) -> str:
     return str(error)
 
 
-def entry_point(prog: str, body: Callable[[], str | None], doc: str | None,
+def entry_point(prog: str, body: Callable[[], str | None], doc: str | None = None,
                 required=()) -> Callable[[], None]:
     """A console-script function running ``body`` under absl; ``body`` returns the
     line to print on success. ``required`` names flags that must be set; ``doc``
