@@ -1,4 +1,4 @@
-"""Atomic writes, and a backup callback that lets a killed run resume at the step.
+"""A backup callback that lets a killed run resume at the step.
 
 Every file is written atomically (``sfocus_tf.files``), so a reader never sees
 half a file, and a run killed while writing leaves the previous version intact.
@@ -15,12 +15,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from sfocus_tf.files import json_safe
+from sfocus_tf.files import atomic_path, json_safe, local_copy, read_json, write_json
 from sfocus_tf.finite import check_finite_weights
-
-# The file helpers moved to sfocus_tf.files; imported here under their old names.
-from sfocus_tf.files import (atomic_path, local_copy, read_json,  # noqa: F401
-                             save_model, write_json)
 
 
 class BackupError(ValueError):

@@ -24,7 +24,8 @@ from absl import logging
 
 import keras_models
 from sfocus_tf import data, distribute, evaluation, files, overlays, run_dir
-from sfocus_tf.checkpointing import BackupAndResume, save_model, write_json
+from sfocus_tf.checkpointing import BackupAndResume
+from sfocus_tf.files import save_model, write_json
 from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.model import SFocusModel
 from sfocus_tf.train_config import TrainConfig, config_changes

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf.checkpointing import BackupError, read_json
+from sfocus_tf.checkpointing import BackupError
+from sfocus_tf.files import read_json
 from sfocus_tf.finite import NonFiniteError
 from sfocus_tf.train_config import TrainConfig, config_changes
 from sfocus_tf.training import ConfigChangedError, train_and_evaluate

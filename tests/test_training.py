@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
-from sfocus_tf.checkpointing import read_json
+from sfocus_tf.files import read_json
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import train_and_evaluate
 
