@@ -155,13 +155,12 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     config = config.replace(data_dir=data_dir or config.data_dir)
     if skip_bad_images is not None:
         config = config.replace(skip_bad_images=skip_bad_images)
-    preset = config.preset()
+    preset = config.preset()  # the run's one look-up of its dataset, passed down
     load = lambda boxes: data.load(  # noqa: E731
-        config.dataset, split, batch_size, training=False, data_dir=config.data_dir,
-        image_size=config.image_size, with_boxes=boxes,
-        skip_bad_images=config.skip_bad_images)
+        preset, split, batch_size, training=False, data_dir=config.data_dir,
+        with_boxes=boxes, skip_bad_images=config.skip_bad_images)
     totals = accumulate(model, load(preset.has_boxes), steps=eval_steps)
-    names = data.class_names(config.dataset, data_dir=config.data_dir)
+    names = data.class_names(preset, data_dir=config.data_dir)
     results = totals.summary(names)
     results.update(dataset=config.dataset, split=split or preset.test_split)
     makedirs(output_dir)

@@ -32,12 +32,12 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from sfocus_tf import data
+from sfocus_tf import data, run_dir
 from sfocus_tf.attention import compute_attention
 from sfocus_tf.version_dirs import next_version, staged_version
 
-__all__ = ["CLASS_NAMES_ASSET", "checked_images", "export_saved_model", "next_version",
-           "serving_functions"]
+__all__ = ["CLASS_NAMES_ASSET", "checked_images", "export_run", "export_saved_model",
+           "next_version", "serving_functions"]
 
 CLASS_NAMES_ASSET = "class_names.txt"
 
@@ -159,3 +159,13 @@ def export_saved_model(model, preset, export_dir: str, class_names, *,
             archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
         archive.write_out(staged, verbose=False)
     return os.path.join(export_dir, str(version))
+
+
+def export_run(workdir: str, export_dir: str, **options) -> str:
+    """``sfocus-export``: the finished training run in ``workdir`` as a version of
+    ``export_dir`` (``export_saved_model``, which takes ``options``); returns its path.
+    The run's image size, normalisation and class names go into the graph."""
+    config, model = run_dir.load_run(workdir)
+    preset = config.preset()  # the run's one look-up of its dataset, passed down
+    class_names = data.class_names(preset, data_dir=config.data_dir)
+    return export_saved_model(model, preset, export_dir, class_names, **options)

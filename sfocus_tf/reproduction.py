@@ -79,8 +79,9 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     arms = tuple(dict.fromkeys(arms))
     if "baseline" not in arms:
         raise ValueError("a study needs the 'baseline' arm to pair the others with")
-    resolved = base.resolve()
-    total_steps = resolved.epochs * steps_per_epoch(resolved)
+    preset = base.preset()
+    resolved = base.resolve(preset)
+    total_steps = resolved.epochs * steps_per_epoch(resolved, preset)
     runs = {}
     for seed in seeds:  # seed-major, so an interrupted study still has pairs
         for arm in arms:

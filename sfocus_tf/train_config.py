@@ -109,16 +109,18 @@ class TrainConfig:
         return {name: getattr(self, name) for name in APPLICATION_FIELDS
                 if getattr(self, name) is not None}
 
-    def preset(self):
-        """The dataset preset this config trains on (``data.DatasetPreset``)."""
+    def preset(self) -> data.DatasetPreset:
+        """The dataset preset this config trains on. A run looks it up once, here,
+        and passes it on (an image folder's classes are read from disk)."""
         return data.get_preset(self.dataset, image_size=self.image_size,
                                data_dir=self.data_dir)
 
-    def resolve(self) -> "TrainConfig":
+    def resolve(self, preset: data.DatasetPreset | None = None) -> "TrainConfig":
         """The config with the dataset's schedule in every field left at None, and
-        the dataset's kind of labels."""
+        the dataset's kind of labels; ``preset``: ``self.preset()`` if the caller
+        has it already."""
         from sfocus_tf import recipes  # here: recipes build TrainConfigs
-        preset = self.preset()
+        preset = self.preset() if preset is None else preset
         values = {name: value for name, value in recipes.dataset_schedule(self.dataset).items()
                   if getattr(self, name) is None}
         sfocus = self.sfocus

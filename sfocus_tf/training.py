@@ -109,18 +109,21 @@ class AttentionImages(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def make_datasets(config: TrainConfig):
-    """(endless shuffled training batches, test batches, steps per epoch)."""
-    return training_batches(config), test_batches(config), steps_per_epoch(config)
+def make_datasets(config: TrainConfig, preset: data.DatasetPreset):
+    """(endless shuffled training batches, test batches, steps per epoch).
+
+    ``preset`` is ``config.preset()``, looked up once per run and passed down."""
+    return (training_batches(config, preset), test_batches(config, preset),
+            steps_per_epoch(config, preset))
 
 
-def test_batches(config: TrainConfig) -> tf.data.Dataset:
-    return data.load(config.dataset, None, config.batch_size, training=False,
-                     data_dir=config.data_dir, image_size=config.image_size,
-                     skip_bad_images=config.skip_bad_images)
+def test_batches(config: TrainConfig, preset: data.DatasetPreset) -> tf.data.Dataset:
+    return data.load(preset, None, config.batch_size, training=False,
+                     data_dir=config.data_dir, skip_bad_images=config.skip_bad_images)
 
 
-def training_batches(config: TrainConfig, skip: int = 0) -> tf.data.Dataset:
+def training_batches(config: TrainConfig, preset: data.DatasetPreset,
+                     skip: int = 0) -> tf.data.Dataset:
     """The endless seeded training stream, from its ``skip``-th batch on.
 
     A new dataset each call: the shuffle and the augmentation seeds draw new numbers
@@ -128,17 +131,17 @@ def training_batches(config: TrainConfig, skip: int = 0) -> tf.data.Dataset:
     stream as an uninterrupted run saw it. The skipped batches are still read and
     augmented (tf.data cannot jump), at the input pipeline's speed.
     """
-    train = data.load(config.dataset, None, config.batch_size, training=True,
-                      seed=config.seed, repeat=True, data_dir=config.data_dir,
-                      image_size=config.image_size, skip_bad_images=config.skip_bad_images)
+    train = data.load(preset, None, config.batch_size, training=True, seed=config.seed,
+                      repeat=True, data_dir=config.data_dir,
+                      skip_bad_images=config.skip_bad_images)
     return train.skip(skip) if skip else train
 
 
-def steps_per_epoch(config: TrainConfig) -> int:
+def steps_per_epoch(config: TrainConfig, preset: data.DatasetPreset) -> int:
     """``config.steps_per_epoch``, or one pass over the training set (a resolved config)."""
     if config.steps_per_epoch is not None:
         return config.steps_per_epoch
-    count = data.num_examples(config.dataset, data_dir=config.data_dir)
+    count = data.num_examples(preset, data_dir=config.data_dir)
     if not count:
         raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
     return max(1, count // config.batch_size)
@@ -184,42 +187,44 @@ def train(config: TrainConfig, workdir: str, *, allow_config_change: bool = Fals
     writes into ``workdir``, the others into temporary directories removed at the
     end, and all resume from the chief's backup.
     """
-    config = config.resolve()
+    preset = config.preset()  # the run's one look-up of its dataset, passed down
+    config = config.resolve(preset)
     strategy = distribute.make_strategy(config.strategy)  # before any other TF work
     out = distribute.output_dir(workdir, strategy)
     try:
-        return _train_in(config, strategy, workdir, out, allow_config_change)
+        return _train_in(config, strategy, preset=preset, workdir=workdir, out=out,
+                         allow_config_change=allow_config_change)
     finally:
         if out != workdir:
             shutil.rmtree(out, ignore_errors=True)
 
 
-def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
-              allow_config_change: bool):
+def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, workdir: str,
+              out: str, allow_config_change: bool):
     check_config(config, workdir, allow_config_change)  # before config.json is replaced
     files.prepare_output_dir(out)  # writable (else one line), no leftover temporaries
     write_json(run_dir.path(out, run_dir.CONFIG), config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    test, epoch_steps = test_batches(config), steps_per_epoch(config)
+    test, epoch_steps = test_batches(config, preset), steps_per_epoch(config, preset)
     with strategy.scope():
-        model = compiled_model(config, config.preset(), epoch_steps)
+        model = compiled_model(config, preset, epoch_steps)
         backup = BackupAndResume(run_dir.path(out, run_dir.BACKUP), config.backup_every_steps,
                                  restore_dir=run_dir.path(workdir, run_dir.BACKUP))
         backup.restore(model)
         resumed_from = (backup.initial_epoch, backup.initial_step, _trained_steps(model))
         images, labels = data.first_examples(test, config.attention_images)
         overlay_callback = AttentionImages(
-            images, labels, data.class_names(config.dataset, data_dir=config.data_dir),
+            images, labels, data.class_names(preset, data_dir=config.data_dir),
             run_dir.path(out, run_dir.ATTENTION), run_dir.path(out, run_dir.TENSORBOARD))
         overlay_callback.set_model(model)  # for the final overlays if fit does not run
         callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
                      backup, keras.callbacks.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD)),
                      overlay_callback]
-        fit_from_backup(model, config, steps_per_epoch=epoch_steps, backup=backup,
-                        validation_data=test, callbacks=callbacks)
+        fit_from_backup(model, config, preset=preset, steps_per_epoch=epoch_steps,
+                        backup=backup, validation_data=test, callbacks=callbacks)
         train_seconds, started = backup.train_seconds, time.perf_counter()
         metrics = evaluation.evaluate(model, test, steps=config.eval_steps,
-                                      attention_dataset=_boxed_test_set(config))
+                                      attention_dataset=_boxed_test_set(config, preset))
     metrics.update(epochs=config.epochs, steps_per_epoch=epoch_steps,
                    resumed_from_epoch=resumed_from[0], resumed_from_step=resumed_from[1],
                    resumed_from_global_step=resumed_from[2],
@@ -235,8 +240,9 @@ def _train_in(config: TrainConfig, strategy, workdir: str, out: str,
     return model, metrics
 
 
-def fit_from_backup(model, config: TrainConfig, *, steps_per_epoch: int,
-                    backup: BackupAndResume, validation_data, callbacks) -> None:
+def fit_from_backup(model, config: TrainConfig, *, preset: data.DatasetPreset,
+                    steps_per_epoch: int, backup: BackupAndResume, validation_data,
+                    callbacks) -> None:
     """Trains from the restored backup's step to the last epoch, as if never stopped:
     first the rest of the interrupted epoch (a ``fit`` of its remaining steps), then
     the other epochs; each ``fit`` reads the training stream from the batch after
@@ -246,27 +252,28 @@ def fit_from_backup(model, config: TrainConfig, *, steps_per_epoch: int,
                verbose=1 if sys.stdout.isatty() else 2)
     epoch, remaining = backup.initial_epoch, steps_per_epoch - backup.initial_step
     if backup.initial_step and remaining > 0 and epoch < config.epochs:
-        model.fit(training_batches(config, _trained_steps(model)), epochs=epoch + 1,
+        model.fit(training_batches(config, preset, _trained_steps(model)), epochs=epoch + 1,
                   initial_epoch=epoch, steps_per_epoch=remaining, **fit)
         epoch += 1
     elif backup.initial_step:  # an override shortened the epochs: this one is over
         epoch += 1
     if epoch < config.epochs:
-        model.fit(training_batches(config, _trained_steps(model)), epochs=config.epochs,
-                  initial_epoch=epoch, steps_per_epoch=steps_per_epoch, **fit)
+        model.fit(training_batches(config, preset, _trained_steps(model)),
+                  epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
+                  **fit)
 
 
 def _trained_steps(model) -> int:
     return int(model.optimizer.iterations.numpy())
 
 
-def _boxed_test_set(config: TrainConfig):
+def _boxed_test_set(config: TrainConfig, preset: data.DatasetPreset):
     """The test batches with their boxes, for localisation metrics; None without boxes
     (``fit`` would read boxes as sample weights, so validation never gets them)."""
-    if not config.preset().has_boxes:
+    if not preset.has_boxes:
         return None
-    return data.load(config.dataset, None, config.batch_size, training=False,
-                     data_dir=config.data_dir, image_size=config.image_size, with_boxes=True)
+    return data.load(preset, None, config.batch_size, training=False,
+                     data_dir=config.data_dir, with_boxes=True)
 
 
 def weights_checksum(model) -> str:

@@ -92,10 +92,11 @@ class SFocusHyperModel(kt.HyperModel):
     """Builds and compiles an SFocusModel for one trial's values, exactly as
     ``sfocus-train`` would (the searched values never change the dataset preset)."""
 
-    def __init__(self, base: TrainConfig, space: SearchSpace, steps_per_epoch: int):
+    def __init__(self, base: TrainConfig, space: SearchSpace, steps_per_epoch: int, *,
+                 preset=None):
         super().__init__(name="sfocus")
         self.base, self.space, self.steps_per_epoch = base, space, steps_per_epoch
-        self.preset = base.preset()
+        self.preset = base.preset() if preset is None else preset
 
     def build(self, hp):
         config = apply_values(self.base, self.space.sample(hp))
@@ -171,12 +172,13 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
            tuner: str = "random", max_trials: int = 10, objective: str = "val_accuracy",
            direction: str = "max") -> SearchResults:
     """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
-    base = base.resolve()
+    preset = base.preset()  # the search's one look-up of its dataset, passed down
+    base = base.resolve(preset)
     strategy = make_strategy(base.strategy)  # before any other TF work
     makedirs(workdir)
     keras.utils.set_random_seed(base.seed)
-    train, test, steps_per_epoch = make_datasets(base)
-    hypermodel = SFocusHyperModel(base, space, steps_per_epoch)
+    train, test, steps_per_epoch = make_datasets(base, preset)
+    hypermodel = SFocusHyperModel(base, space, steps_per_epoch, preset=preset)
     engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
                         max_trials=max_trials, epochs=base.epochs, seed=base.seed,
                         directory=os.path.join(workdir, "tuner"), strategy=strategy)

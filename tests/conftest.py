@@ -9,10 +9,26 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from sfocus_tf.data import presets  # noqa: E402
+
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def preset_lookups(monkeypatch):
+    """The dataset names looked up (``data.presets.PRESETS[name]``) during the test."""
+    looked_up = []
+
+    class CountingPresets(dict):
+        def __getitem__(self, name):
+            looked_up.append(name)
+            return super().__getitem__(name)
+
+    monkeypatch.setattr(presets, "PRESETS", CountingPresets(presets.PRESETS))
+    return looked_up
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,13 @@ from sfocus_tf.reproduction import ARMS, arm_config, compare_overlays, run_study
 from sfocus_tf.train_config import TrainConfig
 
 
-def test_study_trains_both_arms_per_seed_and_summarises(tmp_path):
+def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups):
     base = TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 32),
                        model="resnet8", epochs=1, steps_per_epoch=2, eval_steps=1,
                        batch_size=8)
     workdir = tmp_path / "study"
     summary = run_study(base, [0, 1], str(workdir))
+    assert len(preset_lookups) == 1 + 4  # the study's (its steps), then once per run
     per_run = {(arm, seed): json.loads((workdir / arm / f"seed-{seed}" / "metrics.json")
                                        .read_text())
                for arm in ("baseline", "sfocus") for seed in (0, 1)}

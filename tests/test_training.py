@@ -56,13 +56,14 @@ def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
 
 
-def test_killed_after_training_before_metrics_finishes_on_restart(tmp_path):
+def test_killed_after_training_before_metrics_finishes_on_restart(tmp_path, preset_lookups):
     """Training done, metrics.json not yet written: the restart trains nothing and
     still writes the overlays and metrics of the final weights."""
     config = TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 40),
                          epochs=1, **TINY)
     workdir = tmp_path / "run"
     first = train_and_evaluate(config, str(workdir))
+    assert preset_lookups == ["fashion_mnist"]  # resolved once per run, passed down
     (workdir / "metrics.json").unlink()
     (workdir / "attention" / "final.png").unlink()
     again = train_and_evaluate(config, str(workdir))

@@ -58,10 +58,11 @@ def hparams_in(folder) -> dict:
     return values
 
 
-def test_tiny_search_completes_and_its_flagfile_trains(tmp_path, capfd):
+def test_tiny_search_completes_and_its_flagfile_trains(tmp_path, capfd, preset_lookups):
     workdir = tmp_path / "tune"
     results = search(base_config(tmp_path), str(workdir), SearchSpace.parse("lr=0.01:0.1"),
                      tuner="random", max_trials=2)
+    assert preset_lookups == ["fashion_mnist"]  # once per search, passed to every trial
     assert results.ok and len(results.rows) == 2
     shown = capfd.readouterr().out  # Keras Tuner's own progress and results
     assert "Trial 2 Complete" in shown and "Best val_accuracy So Far" in shown

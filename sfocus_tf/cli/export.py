@@ -13,9 +13,8 @@ import os
 
 from absl import flags
 
-from sfocus_tf import cli, data
-from sfocus_tf.run_dir import load_run
-from sfocus_tf.export import export_saved_model
+from sfocus_tf import cli
+from sfocus_tf.export import export_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")
@@ -29,15 +28,11 @@ flags.DEFINE_integer("max_batch_size", 64, "Largest request (images) the signatu
 
 
 def _export() -> str:
-    config, model = load_run(FLAGS.workdir)
-    # The image size, normalisation and class names go into the graph, not the data.
-    preset = data.get_preset(config.dataset, image_size=config.image_size)
-    class_names = data.class_names(config.dataset, data_dir=config.data_dir)
     replacing = FLAGS.model_version is not None and os.path.exists(
         os.path.join(FLAGS.export_dir, str(FLAGS.model_version)))
-    path = export_saved_model(model, preset, FLAGS.export_dir, class_names,
-                              version=FLAGS.model_version, overwrite=FLAGS.overwrite,
-                              top_k=FLAGS.top_k, max_batch_size=FLAGS.max_batch_size)
+    path = export_run(FLAGS.workdir, FLAGS.export_dir, version=FLAGS.model_version,
+                      overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
+                      max_batch_size=FLAGS.max_batch_size)
     if replacing:
         return (f"exported {path} (replaced in one swap; a running TF Serving keeps the "
                 "version it loaded until restarted: export a new version to roll out)")

@@ -1,4 +1,8 @@
-"""The one entry point: a dataset name in, batches ``(images, labels[, boxes])`` out."""
+"""The one entry point: a dataset in, batches ``(images, labels[, boxes])`` out.
+
+A dataset is its name, or the ``DatasetPreset`` a run resolved once (``get_preset``,
+``TrainConfig.preset()``) and passes to every call, so that it is not looked up again.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,14 @@ def get_preset(name: str, *, image_size: int | Sequence[int] | None = None,
         num_classes = len(image_folder.list_classes(data_dir))
         preset = dataclasses.replace(preset, num_classes=num_classes)
     return preset
+
+
+def _preset_of(dataset: str | DatasetPreset, *, image_size=None, data_dir=None
+               ) -> DatasetPreset:
+    """``dataset`` itself when it is a preset, else the preset of that name."""
+    if isinstance(dataset, DatasetPreset):
+        return dataset.with_image_size(image_size)
+    return get_preset(dataset, image_size=image_size, data_dir=data_dir)
 
 
 def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle, seed,
@@ -105,7 +117,7 @@ def _batch_then_transform(dataset, preset, *, training, seed, batch_size, drop_r
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load(name: str, split: str | None, batch_size: int, *,
+def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
          training: bool, data_dir: str | None = None, manual_dir: str | None = None,
          image_size: int | Sequence[int] | None = None, seed: int | None = None,
          with_boxes: bool = False, drop_remainder: bool | None = None,
@@ -120,7 +132,8 @@ def load(name: str, split: str | None, batch_size: int, *,
     VOC ``{"boxes": float32 [B, 64, 4], "labels": int32 [B, 64]}`` padded with label -1.
     (Keras ``fit`` would read a third element as sample weights: use these for metrics.)
 
-    ``split`` defaults to the preset's train or test split. ``training`` turns on
+    ``dataset``: a name, or the run's resolved ``DatasetPreset`` (``image_size`` then
+    overrides its size, if given). ``split`` defaults to the preset's train or test split. ``training`` turns on
     shuffling and augmentation and defaults ``drop_remainder`` to True (one batch shape,
     so XLA compiles once); evaluation keeps every example unless asked otherwise.
     ``data_dir``: the tfds data dir for tfds datasets (``manual_dir`` for ImageNet's
@@ -128,9 +141,9 @@ def load(name: str, split: str | None, batch_size: int, *,
     /usr/share/datasets/fashion-mnist), the root for image folders. ``repeat`` makes the
     dataset endless (then give Keras ``steps_per_epoch``).
     """
-    preset = get_preset(name, image_size=image_size, data_dir=data_dir)
+    preset = _preset_of(dataset, image_size=image_size, data_dir=data_dir)
     if with_boxes and not preset.has_boxes:
-        raise ValueError(f"{name} has no bounding boxes")
+        raise ValueError(f"{preset.name} has no bounding boxes")
     split = split or preset.default_split(training)
     shuffle = training if shuffle is None else shuffle
     dataset = _source(preset, split, data_dir=data_dir, manual_dir=manual_dir,
@@ -153,11 +166,11 @@ def load(name: str, split: str | None, batch_size: int, *,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def num_examples(name: str, split: str | None = None, *, data_dir: str | None = None,
+def num_examples(dataset: str | DatasetPreset, split: str | None = None, *, data_dir: str | None = None,
                  test_fraction: float = 0.2, train_per_class: int | None = None,
                  training: bool = True) -> int | None:
     """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
-    preset = lookup(name)
+    preset = _preset_of(dataset)
     split = split or preset.default_split(training)
     if preset.source == "tfds":
         return tfds_sources.count_examples(preset, split, data_dir)
@@ -167,9 +180,9 @@ def num_examples(name: str, split: str | None = None, *, data_dir: str | None = 
                                        train_per_class=train_per_class)
 
 
-def class_names(name: str, *, data_dir: str | None = None) -> list[str]:
+def class_names(dataset: str | DatasetPreset, *, data_dir: str | None = None) -> list[str]:
     """Human-readable class names, index = label id."""
-    preset = lookup(name)
+    preset = _preset_of(dataset)
     if preset.source == "tfds":
         return tfds_sources.class_names(preset, data_dir)
     if preset.source in FASHION_MNIST_SOURCES:
