@@ -5,23 +5,23 @@ each batch to ``eval_metrics.MetricTotals`` (the NumPy metrics): accuracy (top-1
 top-5) or mAP, attention overlap of the true and the confusing class, cross-layer
 consistency, localisation inside ground-truth boxes (share of attention energy,
 pointing game), and the most confused class pairs. Memory stays that of one batch,
-whatever the size of the dataset; a progress bar counts the batches.
+whatever the size of the dataset; a progress bar counts the batches. ``evaluate_run``
+(``sfocus-eval``) runs it over a finished run's test data and hands the results to
+``eval_report``, which writes them.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import weakref
 
 import keras
 import tensorflow as tf
 
-from sfocus_tf import data, losses, overlays, run_dir
+from sfocus_tf import data, eval_report, losses, overlays, run_dir
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.eval_metrics import MetricTotals
-from sfocus_tf.files import atomic_path, makedirs, write_json
 
 
 def attention_statistics(model, images, labels) -> dict:
@@ -130,27 +130,11 @@ def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
     return results
 
 
-def markdown_report(results: dict, title: str) -> str:
-    lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
-    for key, value in results.items():
-        if isinstance(value, float):
-            lines.append(f"| {key} | {value:.4f} |")
-    pairs = results.get("most_confused_pairs", [])
-    if pairs:
-        lines += ["", "Most confused class pairs (true class, the class it is most often "
-                      "confused with):", "",
-                  "| true | confused with | examples | misclassified as it | mean overlap |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {p['true']} | {p['confused_with']} | {p['examples']} | {p['errors']} "
-                  f"| {p['mean_overlap']:.4f} |" for p in pairs]
-    return "\n".join(lines) + "\n"
-
-
 def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=None,
                  batch_size=64, num_overlays=16, skip_bad_images=None) -> dict:
     """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes
-    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``.
-    ``skip_bad_images`` defaults to the run's own setting."""
+    ``eval.json``, ``eval.md`` and ``overlays.png`` into ``output_dir``
+    (``eval_report``). ``skip_bad_images`` defaults to the run's own setting."""
     config, model = run_dir.load_run(workdir)
     config = config.replace(data_dir=data_dir or config.data_dir)
     if skip_bad_images is not None:
@@ -163,13 +147,8 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     names = data.class_names(preset, data_dir=config.data_dir)
     results = totals.summary(names)
     results.update(dataset=config.dataset, split=split or preset.test_split)
-    makedirs(output_dir)
-    write_json(os.path.join(output_dir, "eval.json"), results)
-    with atomic_path(os.path.join(output_dir, "eval.md"), ".md") as temporary:
-        with open(temporary, "w") as f:
-            f.write(markdown_report(
-                results, f"{config.dataset} ({results['split']}): {workdir}"))
     images, labels = data.first_examples(load(False), num_overlays)
-    overlays.save_png(os.path.join(output_dir, "overlays.png"),
-                      overlays.render(model, images, labels, names))
+    eval_report.write_report(output_dir, results,
+                             title=f"{config.dataset} ({results['split']}): {workdir}",
+                             overlay_grid=overlays.render(model, images, labels, names))
     return results
