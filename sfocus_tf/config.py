@@ -20,6 +20,13 @@ GRADCAM_READING = {"class_score": "logit", "gradcam_weights": "mean",
                    "map_activation": "relu", "normalize": "max"}
 
 
+def _weight_option(field: str, default: float):
+    """The field weighting a term of the objective; its help text is the term's own
+    description in ``terms.TERMS``, the one place each term is described."""
+    term = next(term for term in terms.TERMS if term.weight == field)
+    return option(default, f"Weight of the {term.name} term, {term.description}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class SFocusConfig:
     """Constants and ablation switches of the SFOCUS objective.
@@ -31,9 +38,9 @@ class SFocusConfig:
     sigma: float = option(0.55, "Soft-mask threshold on the normalised target map.")
     omega: float = option(100.0, "Soft-mask steepness.")
     theta: float = option(0.8, "Consistency target.")
-    w_as_last: float = option(1.0, "Weight of the separability loss at the last layer.")
-    w_as_in: float = option(1.0, "Weight of the separability loss at the inner layer.")
-    w_ac: float = option(1.0, "Weight of the attention consistency loss.")
+    w_as_last: float = _weight_option("w_as_last", 1.0)
+    w_as_in: float = _weight_option("w_as_in", 1.0)
+    w_ac: float = _weight_option("w_ac", 1.0)
     gradcam_weights: str = option("mean", "Grad-CAM channel weights: the mean gradient, "
                                   "or the mean of its positive part.",
                                   choices=("mean", "relu_mean"))

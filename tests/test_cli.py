@@ -26,7 +26,7 @@ def command(*args):
                "--model: <application|",
                "--config: <caltech256|", "--lr: Peak learning rate", "--[no]second_order",
                "--map_activation: <softmax|relu|abs>", "(default: 'resnet20')",
-               "--workdir", "--[no]baseline"]),
+               "--workdir", "--[no]baseline", "--w_as_last: Weight of the as_last term, "]),
     ("tune", ["--tuner: <random|bayesian|hyperband>", "--max_trials", "--ranges",
               "--dataset: <caltech101|", "--w_ac"]),
     ("reproduce", ["--grid: <default|readings>", "--seeds", "--config: <caltech256|",

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from absl import flags
 
-from sfocus_tf import recipes
+from sfocus_tf import recipes, terms
 from sfocus_tf.config_flags import (config_from_flags, config_to_flags, define_flags,
                                     flag_fields)
 from sfocus_tf.train_config import APPLICATION_FIELDS, TrainConfig
@@ -99,3 +99,12 @@ def test_every_dataset_has_a_default_schedule():
         if name not in ("caltech256", "image_folder"):  # their presets read the folder
             assert TrainConfig(dataset=name).resolve().epochs == schedule["epochs"], name
     assert TrainConfig(dataset="cifar10", epochs=3).resolve().epochs == 3  # explicit wins
+
+
+def test_each_weight_flag_is_helped_by_its_terms_description():
+    flag_values = parsed([])
+    weight_flags = sorted(name for name in flag_values if name.startswith("w_"))
+    assert weight_flags == sorted(terms.WEIGHT_FIELDS)  # every w_* weights a term
+    for term in terms.TERMS:
+        if term.weight:
+            assert term.description in flag_values[term.weight].help, term.weight
