@@ -1,7 +1,8 @@
 """Input pipelines for SFOCUS: tfds datasets, image folders and offline Fashion-MNIST.
 
     ds = sfocus_tf.data.load("cifar10", "train", 128, training=True, seed=0)
-    preset = sfocus_tf.data.get_preset("cifar10")
+    preset = sfocus_tf.data.get_preset("cifar10")  # looked up once, then passed:
+    ds = sfocus_tf.data.load(preset, "test", 128, training=False)
     images = sfocus_tf.data.preprocess_for_serving(uint8_images, preset)  # export graphs
 """
 
