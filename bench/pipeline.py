@@ -22,7 +22,6 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from common import time_steps  # noqa: E402
-from sfocus_tf import data  # noqa: E402
 from sfocus_tf.train_config import TrainConfig  # noqa: E402
 from sfocus_tf.training import compiled_model, make_datasets  # noqa: E402
 
@@ -49,13 +48,13 @@ def bench_model(name):
     # The library's training pipeline and model; no weight decay, so no L2 terms in the
     # step (default SFocusConfig, SGD with momentum).
     config = TrainConfig(dataset=FLAGS.dataset, model=name, data_dir=FLAGS.data_dir,
-                         batch_size=FLAGS.batch_size, weight_decay=0.0).resolve()
-    dataset, _, steps_per_epoch = make_datasets(config)
+                         batch_size=FLAGS.batch_size, weight_decay=0.0)
+    preset = config.preset()
+    config = config.resolve(preset)
+    dataset, _, steps_per_epoch = make_datasets(config, preset)
     # Batches as the training loop gets them: the pipeline's parallel (AUTOTUNE) maps
     # and its prefetch buffer included, drawn one at a time with nothing else running.
     pipeline = seconds_per_batch(dataset, FLAGS.batches)
-    preset = data.get_preset(config.dataset, image_size=config.image_size,
-                             data_dir=config.data_dir)
     model = compiled_model(config, preset, steps_per_epoch)
     one_batch = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
     time_steps(model, one_batch, 1)  # trace
