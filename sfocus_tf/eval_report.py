@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from sfocus_tf import overlays
-from sfocus_tf.files import atomic_path, makedirs, write_json
+from sfocus_tf.files import makedirs, write_json, write_text
 
 RESULTS = "eval.json"
 MARKDOWN = "eval.md"
@@ -45,7 +45,5 @@ def write_report(output_dir: str, results: dict, *, title: str,
     (``overlays.render``'s grid) into ``output_dir``, creating it."""
     makedirs(output_dir)
     write_json(os.path.join(output_dir, RESULTS), results)
-    with atomic_path(os.path.join(output_dir, MARKDOWN), ".md") as temporary:
-        with open(temporary, "w") as f:
-            f.write(markdown_report(results, title))
+    write_text(os.path.join(output_dir, MARKDOWN), markdown_report(results, title))
     overlays.save_png(os.path.join(output_dir, OVERLAYS), overlay_grid)

@@ -209,11 +209,16 @@ def local_copy(path: str):
 def write_json(path: str, value) -> None:
     """Writes ``value`` as strict JSON, atomically. Non-finite floats become
     ``null`` (JSON has no NaN; Python's bare ``NaN`` would break other readers)."""
-    text = json.dumps(json_safe(value), indent=2, sort_keys=True, default=_jsonable,
-                      allow_nan=False)
-    with atomic_path(path, ".json") as temporary:
+    write_text(path, json.dumps(json_safe(value), indent=2, sort_keys=True,
+                                default=_jsonable, allow_nan=False) + "\n")
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (the suffix of the temporary file is
+    the path's own, so tools that sniff it see the right type)."""
+    with atomic_path(path, os.path.splitext(path)[1]) as temporary:
         with open(temporary, "w") as f:
-            f.write(text + "\n")
+            f.write(text)
 
 
 def read_json(path: str, default=None):

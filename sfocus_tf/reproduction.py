@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from sfocus_tf import overlays, run_dir
-from sfocus_tf.files import atomic_path, write_json
+from sfocus_tf.files import write_json, write_text
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import steps_per_epoch, train_and_evaluate
@@ -94,9 +94,7 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
                 runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
     write_json(os.path.join(workdir, "results.json"), summary)
-    with atomic_path(os.path.join(workdir, "results.md"), ".md") as temporary:
-        with open(temporary, "w") as f:
-            f.write(markdown(summary))
+    write_text(os.path.join(workdir, "results.md"), markdown(summary))
     return summary
 
 

@@ -27,7 +27,7 @@ import keras_tuner as kt
 
 from sfocus_tf import distribute, run_dir, terms
 from sfocus_tf.evaluation import progress_verbosity
-from sfocus_tf.files import atomic_path, makedirs, write_json
+from sfocus_tf.files import makedirs, write_json, write_text
 from sfocus_tf.config_flags import config_to_flags
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import compiled_model, make_datasets
@@ -160,8 +160,7 @@ def write_table(path: str, rows: list, objective: str) -> None:
         values = " | ".join(_fmt(row["values"].get(n)) for n in names)
         lines.append(f"| {row['trial']} | {row['status']} | {score} | {values} | "
                      f"{row['error'][:120]} |")
-    with atomic_path(path, ".md") as temporary, open(temporary, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def _fmt(value):
@@ -199,8 +198,8 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     flagfile = None
     if best is not None:
         flagfile = os.path.join(workdir, "best.flags")
-        with atomic_path(flagfile, ".flags") as temporary, open(temporary, "w") as f:
-            f.write("\n".join(config_to_flags(apply_values(base, best["values"]))) + "\n")
+        write_text(flagfile,
+                   "\n".join(config_to_flags(apply_values(base, best["values"]))) + "\n")
     write_json(os.path.join(workdir, "results.json"),
                {"objective": objective, "direction": direction, "tuner": tuner,
                 "trials": rows, "best": best, "stopped_early": str(error) if error else None})
