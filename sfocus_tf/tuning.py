@@ -5,7 +5,8 @@
 Writes into ``workdir``: ``results.md`` and ``results.json`` (one row per trial:
 id, status, score, values), ``best.flags`` (a flagfile that ``sfocus-train``
 accepts), ``tensorboard/<trial>/execution0/`` (each trial's curves and its
-hyperparameters, for TensorBoard's HParams tab) and the tuner's own state in
+hyperparameters, for TensorBoard's HParams tab, whose table config is in
+``tensorboard/`` itself) and the tuner's own state in
 ``tuner/``. Progress shows as Keras Tuner prints it: each trial's values, its
 epochs (a live bar on a terminal, a line per epoch otherwise) and its result
 beside the best so far. Keras Tuner records a trial

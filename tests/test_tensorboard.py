@@ -11,13 +11,12 @@ from PIL import Image
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from fake_data import write_fake_fashion
-from sfocus_tf import SFocusConfig, SFocusModel, hparams, overlays, terms, tensorboard_logs
+from sfocus_tf import SFocusConfig, hparams, overlays, terms, tensorboard_logs
 from sfocus_tf.files import read_json
 from sfocus_tf.reproduction import write_hparams_config
 from sfocus_tf.train_config import TrainConfig
 from sfocus_tf.training import learning_rate_schedule, train_and_evaluate
 from sfocus_tf.tuning import SearchSpace
-from tiny import tiny_backbone
 
 STEPS, EPOCHS, SIZE, SHOWN = 2, 2, 16, 2  # steps per epoch, epochs, image size, overlays
 
@@ -159,17 +158,6 @@ def test_an_all_zero_map_is_hatched_not_blank():
 
     assert hatch_pixels(0, 2) > panel  # example 0: its confusing inner map is all zero
     assert hatch_pixels(1, 2) == 0 and hatch_pixels(0, 1) == 0
-
-
-def test_objective_logs_the_regularisation_it_adds_once(rng):
-    model = SFocusModel(tiny_backbone(weight_decay=1e-2), 5, SFocusConfig(), weight_decay=1e-2)
-    images = rng.normal(size=(4, 12, 12, 3)).astype("float32")
-    values = model.objective(images, np.arange(4, dtype="int32"))
-    np.testing.assert_allclose(values["l2"], sum(float(x) for x in model.losses), rtol=1e-6)
-    parts = values["ce"] + sum(values[t.name] for t in terms.ATTENTION_TERMS) + values["l2"]
-    np.testing.assert_allclose(values["loss"], parts, rtol=1e-6)
-    plain = SFocusModel(tiny_backbone(), 5, SFocusConfig())
-    assert "l2" not in plain.objective(images, np.arange(4, dtype="int32"))
 
 
 def experiment(folder):
