@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from sfocus_tf import tensorboard_logs
-from sfocus_tf.config_flags import flag_fields
+from sfocus_tf.config_flags import flag_values
 
 _EVENTS_PREFIX = "events.out.tfevents."
 
@@ -28,17 +28,12 @@ def config_hparams(config) -> dict:
     at None are left out, lists and non-string choices (``jit_compile``) are written
     as their flag text and float fields as floats, so each hparam has one type
     across runs."""
-    return {item.name: value for item, value in _flag_values(config)}
+    return {item.name: value for item, value in _hparam_values(config)}
 
 
-def _flag_values(config):
+def _hparam_values(config):
     """(flag field, hparam value) of each field of ``config`` not at None."""
-    for item in flag_fields(type(config)):
-        value = config
-        for name in item.path:
-            value = getattr(value, name)
-        if value is None:
-            continue
+    for item, value in flag_values(config):
         if isinstance(value, tuple) or (item.choices is not None and not isinstance(value, str)):
             value = item.spelling(value)
         elif item.kind is float:
@@ -68,7 +63,7 @@ def differing_hparams(configs) -> list:
     showing for a study)."""
     values, helps = {}, {}
     for config in configs:
-        for item, value in _flag_values(config):
+        for item, value in _hparam_values(config):
             values.setdefault(item.name, []).append(value)
             helps[item.name] = item.field.metadata["help"]
     return [hp.HParam(name, hp.Discrete(sorted(set(seen), key=str)), description=helps[name])

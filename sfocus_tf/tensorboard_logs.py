@@ -103,11 +103,11 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
     def __init__(self, log_dir: str):
         super().__init__(log_dir, update_freq="epoch")
-        self._scalars = {}
+        self._scalars, self._log_learning_rate = {}, None
 
     def set_model(self, model):
         super().set_model(model)  # new writers (Keras Tuner sets each trial's log_dir)
-        self._scalars = {}
+        self._scalars, self._log_learning_rate = {}, None
 
     def _writer_of(self, run: str) -> DescribedScalars:
         if run not in self._scalars:
@@ -120,9 +120,12 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
     def on_train_batch_begin(self, batch, logs=None):
         super().on_train_batch_begin(batch, logs)
-        learning_rate = keras.ops.convert_to_numpy(_inner(self.model.optimizer).learning_rate)
-        self._writer_of(TRAIN).write(LEARNING_RATE, LEARNING_RATE, float(learning_rate),
-                                     self._step())
+        if self._log_learning_rate is None:
+            self._log_learning_rate = _learning_rate_logger(self.model.optimizer,
+                                                            self._train_writer)
+            self._log_learning_rate(True)  # with the description
+        else:
+            self._log_learning_rate(False)
 
     def on_test_begin(self, logs=None):
         pass  # Keras only routes batch-level summaries here; this callback writes none
@@ -138,6 +141,21 @@ class TensorBoard(keras.callbacks.TensorBoard):
             self._writer_of(run).write(f"epoch_{name}", name, float(value), step)
         for scalars in self._scalars.values():
             scalars.writer.flush()
+
+
+def _learning_rate_logger(optimizer, writer):
+    """A function writing the learning rate at the optimizer's step count. Traced: the
+    schedule and the summary run as one graph, without waiting for the step (eager
+    ops took about 2 ms a step on CPU)."""
+    optimizer = _inner(optimizer)
+
+    @tf.function
+    def log(described: bool):
+        with writer.as_default():
+            tf.summary.scalar(LEARNING_RATE, optimizer.learning_rate, step=optimizer.iterations,
+                              description=describe(LEARNING_RATE) if described else None)
+
+    return log
 
 
 def _inner(optimizer):
