@@ -125,16 +125,21 @@ def config_from_flags(base, flag_values: flags.FlagValues = flags.FLAGS):
     return _replace(base, changes)
 
 
-def config_to_flags(config) -> list[str]:
-    """The flag lines that give ``config`` back from its class's defaults; fields at
-    None are left out (None is every such flag's default)."""
-    lines = []
+def flag_values(config) -> Iterator[tuple[FlagField, Any]]:
+    """(flag, value) of every flag field of ``config`` that is not None."""
     for item in flag_fields(type(config)):
         value = config
         for name in item.path:
             value = getattr(value, name)
-        if value is None:
-            continue
+        if value is not None:
+            yield item, value
+
+
+def config_to_flags(config) -> list[str]:
+    """The flag lines that give ``config`` back from its class's defaults; fields at
+    None are left out (None is every such flag's default)."""
+    lines = []
+    for item, value in flag_values(config):
         if item.kind is bool and item.choices is None:
             lines.append(f"--{item.name}" if value else f"--no{item.name}")
         else:

@@ -9,10 +9,11 @@ import keras
 import numpy as np
 
 from sfocus_tf import terms
+from sfocus_tf.metrics import REGULARIZATION
 
 # The loss terms SFocusModel logs, in the order an error names them; "loss" is their
-# weighted sum plus the weight decay.
-TERMS = terms.NAMES + ("loss",)
+# weighted sum plus the weight decay ("l2").
+TERMS = terms.NAMES + (REGULARIZATION, "loss")
 
 
 class NonFiniteError(ValueError):
@@ -37,7 +38,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         terms = ", ".join(f"{name}={value}" for name, value in bad.items())
         if set(bad) == {"loss"}:
-            terms += " (its terms are finite: the weight decay or their sum is not)"
+            terms += " (its terms are finite: their sum is not)"
         raise NonFiniteError(
             f"loss went non-finite at step {step} (batch {batch + 1} of the epoch): "
             f"{terms}; training stopped, the backups hold the last finite weights")

@@ -1,4 +1,4 @@
-"""The metrics SFocusModel reports through fit and evaluate."""
+"""The metrics SFocusModel reports through fit and evaluate, and what each one means."""
 
 from __future__ import annotations
 
@@ -7,9 +7,28 @@ import keras
 from sfocus_tf import terms
 
 # Batch means, reported where the step computed them: the objective, its terms
-# (terms.TERMS) and the shares of last-layer maps that are zero everywhere.
+# (terms.TERMS), the regularisation losses (model.losses: weight decay) and the
+# shares of last-layer maps that are zero everywhere.
+REGULARIZATION = "l2"
 EMPTY_SHARES = ("empty_target", "empty_confusing")
-LOSS_METRICS = ("loss",) + terms.NAMES + EMPTY_SHARES
+LOSS_METRICS = ("loss",) + terms.NAMES + (REGULARIZATION,) + EMPTY_SHARES
+
+# One line per metric, shown beside its chart in TensorBoard.
+DESCRIPTIONS = {
+    "loss": "the objective minimised: ce + s(t) * (the weighted attention terms) + l2, "
+            "s(t) being the attention warm-up (1 in validation, where every term has "
+            "its full weight)",
+    **{term.name: term.description for term in terms.TERMS},
+    REGULARIZATION: "weight decay inside the loss: the sum of the model's L2 penalties "
+                    "(model.losses); absent when there are none (AdamW decays the weights "
+                    "itself)",
+    "empty_target": "share of the batch's true-class last-layer maps that are zero "
+                    "everywhere (a cheap way to meet separability)",
+    "empty_confusing": "share of the batch's confusing-class last-layer maps that are zero "
+                       "everywhere",
+    "accuracy": "top-1 accuracy (multi-label data: binary accuracy of every label)",
+    "top5_accuracy": "share of examples whose label is among the 5 highest logits",
+}
 
 
 def make_metrics(num_classes: int, multi_label: bool) -> dict:

@@ -10,7 +10,7 @@ import keras_models
 from sfocus_tf import losses
 from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
 from sfocus_tf.config import SFocusConfig
-from sfocus_tf.metrics import LOSS_METRICS, make_metrics
+from sfocus_tf.metrics import LOSS_METRICS, REGULARIZATION, make_metrics
 from sfocus_tf.terms import ATTENTION_TERMS
 from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images,
                                   check_labels)
@@ -86,8 +86,9 @@ class SFocusModel(keras.Model):
     def objective(self, images, labels, training=False):
         """The loss terms of docs/method.md for one batch: a dict with ``loss``, the
         terms that were computed (``ce``, ``as_last``, ``as_inner``, ``ac``; batch
-        means), the shares of empty last-layer maps (``empty_target``,
-        ``empty_confusing``) where those maps were computed, and ``logits``. Training
+        means), ``l2`` (the sum of ``model.losses``, where the model has any), the
+        shares of empty last-layer maps (``empty_target``, ``empty_confusing``) where
+        those maps were computed, and ``logits``. Training
         computes only the terms with a non-zero weight, scaled by the attention
         warm-up; evaluation computes them all, as metrics, at full weight. Inputs are
         checked by shape only; ``fit``/``evaluate`` also check label values (outside
@@ -110,9 +111,11 @@ class SFocusModel(keras.Model):
                     if weights[term.name] > 0]
         if weighted:
             loss += tf.cast(self._attention_scale(training), loss.dtype) * tf.add_n(weighted)
-        regularization = self.losses  # each read recomputes every regulariser
-        if regularization:
-            loss += tf.add_n([tf.cast(reg, loss.dtype) for reg in regularization])
+        regularization = self.losses  # each read recomputes every regulariser: read once
+        if regularization:  # logged as its own term, so the logged terms add up to loss
+            terms[REGULARIZATION] = tf.add_n([tf.cast(reg, loss.dtype)
+                                              for reg in regularization])
+            loss += terms[REGULARIZATION]
         return dict(terms, **self._empty_shares(attention), loss=loss, logits=logits)
 
     def _attention_scale(self, training):

@@ -1,10 +1,12 @@
-"""Side-by-side overlays of the true-class and the confusing-class attention maps."""
+"""Side-by-side overlays of the true-class and the confusing-class attention maps, at
+the last and the inner layer."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sfocus_tf import losses
 from sfocus_tf.attention import attention_maps
 from sfocus_tf.config import GRADCAM_READING
 from sfocus_tf.files import atomic_path, local_copy
@@ -46,39 +48,78 @@ def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndar
     return (1 - alpha) * images + alpha * heat
 
 
-def overlay_grid(images, *, target_maps, confusing_maps, target_names, confusing_names,
+# The maps an overlay grid shows, in column order, with their column titles.
+PANELS = {"target_last": "true (last)", "confusing_last": "confusing (last)",
+          "target_inner": "true (inner)", "confusing_inner": "confusing (inner)"}
+_CAPTION = 14  # pixels of text above each row, and of the column titles
+_HATCH = (200, 200, 200)  # the lines across a map that is zero everywhere
+
+
+def overlay_grid(images, maps: dict, *, target_names, confusing_names,
                  scale: int = 4) -> np.ndarray:
-    """One row per example: image | true-class overlay | confusing-class overlay,
-    labelled with the class names. Returns uint8 RGB [rows*H', 3*W', 3]."""
+    """One row per example: the image, then one overlay per entry of ``maps``
+    (``PANELS`` names -> [B, h, w] in [0, 1]), under column titles; each overlay is
+    captioned with its class (true or confusing). A map that is zero everywhere (no
+    position marked, ``losses.empty_maps``) is hatched and labelled "all zero" rather
+    than shown as a blank overlay. Returns uint8 RGB [H', W', 3]."""
     display = to_display(images)
-    panels = np.concatenate([display, overlay(display, np.asarray(target_maps)),
-                             overlay(display, np.asarray(confusing_maps))], axis=2)
-    rows = []
-    for panel, target, confusing in zip(panels, target_names, confusing_names):
-        picture = Image.fromarray((panel * 255).astype(np.uint8))
-        picture = picture.resize((picture.width * scale, picture.height * scale),
-                                 Image.NEAREST)
-        rows.append(_with_caption(picture, f"true: {target}", f"confusing: {confusing}"))
-    return np.concatenate([np.asarray(r) for r in rows], axis=0)
+    names = {"target": target_names, "confusing": confusing_names}
+    empty = {key: losses.empty_maps(np.asarray(value, np.float32)).numpy() > 0
+             for key, value in maps.items()}
+    rows = [[_with_caption(_scaled(picture, scale), "")] for picture in display]
+    for key, value in maps.items():
+        role = key.split("_")[0]
+        for index, panel in enumerate(overlay(display, np.asarray(value))):
+            picture = _scaled(panel, scale)
+            if empty[key][index]:
+                _hatch(picture)
+            rows[index].append(_with_caption(picture, names[role][index]))
+    grid = np.concatenate([np.concatenate([np.asarray(p) for p in row], axis=1)
+                           for row in rows], axis=0)
+    return _with_titles(grid, ["image"] + [PANELS[key] for key in maps])
 
 
-def _with_caption(picture: Image.Image, left: str, right: str) -> Image.Image:
-    captioned = Image.new("RGB", (picture.width, picture.height + 14), "white")
-    captioned.paste(picture, (0, 14))
-    draw = ImageDraw.Draw(captioned)
-    third = picture.width // 3
-    draw.text((third + 2, 1), left, fill="black")
-    draw.text((2 * third + 2, 1), right, fill="black")
+def _scaled(panel: np.ndarray, scale: int) -> Image.Image:
+    picture = Image.fromarray((panel * 255).astype(np.uint8))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+
+
+def _hatch(picture: Image.Image) -> None:
+    """Diagonal lines and an "all zero" label across ``picture``, in place."""
+    draw = ImageDraw.Draw(picture)
+    size = picture.width + picture.height
+    for offset in range(-picture.height, picture.width, 8):
+        draw.line([(offset, picture.height), (offset + size, picture.height - size)],
+                  fill=_HATCH)
+    draw.rectangle([2, 2, 52, 14], fill="white")
+    draw.text((4, 3), "all zero", fill="black")
+
+
+def _with_caption(picture: Image.Image, caption: str) -> Image.Image:
+    captioned = Image.new("RGB", (picture.width, picture.height + _CAPTION), "white")
+    captioned.paste(picture, (0, _CAPTION))
+    ImageDraw.Draw(captioned).text((2, 1), caption, fill="black")
     return captioned
 
 
+def _with_titles(grid: np.ndarray, titles) -> np.ndarray:
+    """``grid`` under a line of column titles (equal-width columns)."""
+    picture = Image.new("RGB", (grid.shape[1], grid.shape[0] + _CAPTION), "white")
+    picture.paste(Image.fromarray(grid), (0, _CAPTION))
+    draw = ImageDraw.Draw(picture)
+    width = grid.shape[1] // len(titles)
+    for index, title in enumerate(titles):
+        draw.text((index * width + 2, 1), title, fill="black")
+    return np.asarray(picture)
+
+
 def render(model, images, labels, class_names) -> np.ndarray:
-    """The overlay grid of ``model``'s last-layer maps for a batch, as standard Grad-CAM
-    (the maps evaluation measures, whatever reading the model trained with)."""
+    """The overlay grid of ``model``'s maps (``PANELS``: true and confusing class, last
+    and inner layer) for a batch, as standard Grad-CAM (the maps evaluation measures,
+    whatever reading the model trained with)."""
     maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
     names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
-    return overlay_grid(images, target_maps=maps["target_last"].numpy(),
-                        confusing_maps=maps["confusing_last"].numpy(),
+    return overlay_grid(images, {key: maps[key].numpy() for key in PANELS},
                         target_names=names(maps["target_class"]),
                         confusing_names=names(maps["confusing_class"]))
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from sfocus_tf import overlays, run_dir
+from sfocus_tf import hparams, overlays, run_dir
 from sfocus_tf.files import write_json, write_text
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.train_config import TrainConfig
@@ -56,6 +56,7 @@ REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
             ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
             ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
             ("pointing_game", "pointing game"), ("train_seconds", "train s"))
+LOCALISATION = ("energy_inside_box", "pointing_game")  # measured where the data has boxes
 
 
 def arm_config(arm: str, total_steps: int) -> SFocusConfig:
@@ -82,20 +83,32 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     preset = base.preset()
     resolved = base.resolve(preset)
     total_steps = resolved.epochs * steps_per_epoch(resolved, preset)
+    configs = {(arm, seed): base.replace(  # seed-major, so an interrupted study has pairs
+                   seed=seed, sfocus=base.sfocus if arm == "sfocus" else
+                   arm_config(arm, total_steps)) for seed in seeds for arm in arms}
+    write_hparams_config(workdir, [config.resolve(preset) for config in configs.values()],
+                         preset.has_boxes)
     runs = {}
-    for seed in seeds:  # seed-major, so an interrupted study still has pairs
-        for arm in arms:
-            sfocus = base.sfocus if arm == "sfocus" else arm_config(arm, total_steps)
-            run = os.path.join(workdir, arm, f"seed-{seed}")
-            metrics = run_dir.read_metrics(run)
-            if metrics is None and train:
-                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run)
-            if metrics is not None:
-                runs.setdefault(arm, {})[seed] = metrics
+    for (arm, seed), config in configs.items():
+        run = os.path.join(workdir, arm, f"seed-{seed}")
+        metrics = run_dir.read_metrics(run)
+        if metrics is None and train:
+            metrics = train_and_evaluate(config, run)
+        if metrics is not None:
+            runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
     write_json(os.path.join(workdir, "results.json"), summary)
     write_text(os.path.join(workdir, "results.md"), markdown(summary))
     return summary
+
+
+def write_hparams_config(workdir: str, configs, has_boxes: bool) -> None:
+    """The study's table in TensorBoard's HParams tab (``tensorboard --logdir=workdir``):
+    one row per run, the config fields its arms and seeds differ in, the reported
+    test metrics (``tensorboard/test/`` of each run)."""
+    metrics = [hparams.test_metric(key, label)
+               for key, label in REPORTED if has_boxes or key not in LOCALISATION]
+    hparams.write_study(workdir, hparams.differing_hparams(configs), metrics)
 
 
 def compare_overlays(workdir: str, arms, seed: int) -> str:

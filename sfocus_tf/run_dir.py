@@ -2,8 +2,9 @@
 
     config.json     the resolved TrainConfig (``load_config``)
     backup/         weights + optimizer state for resuming (checkpointing.BackupAndResume)
-    tensorboard/    scalars of every loss term and metric; attention images
-    attention/      epoch-NNN.png overlays and final.png: image | true | confusing class
+    tensorboard/    every loss term and metric, the overlays, the config (tensorboard_logs)
+    attention/      epoch-NNN.png overlays and final.png: image | true | confusing class,
+                    last and inner layer
     model.keras     the final model (``load_run``)
     metrics.json    test accuracy, loss terms and attention metrics
 

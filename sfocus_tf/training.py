@@ -23,7 +23,8 @@ import tensorflow as tf
 from absl import logging
 
 import keras_models
-from sfocus_tf import data, distribute, evaluation, files, overlays, run_dir
+from sfocus_tf import (data, distribute, evaluation, files, hparams, overlays, run_dir,
+                       tensorboard_logs)
 from sfocus_tf.checkpointing import BackupAndResume
 from sfocus_tf.files import save_model, write_json
 from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
@@ -90,13 +91,15 @@ def dtype_policy(name: str):
 
 
 class AttentionImages(keras.callbacks.Callback):
-    """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard."""
+    """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard
+    (at the optimizer step, the step axis of ``tensorboard_logs``)."""
 
     def __init__(self, images, labels, class_names, png_dir, tensorboard_dir):
         super().__init__()
         self.images, self.labels, self.class_names = images, labels, class_names
         self.png_dir = png_dir
-        self.writer = tf.summary.create_file_writer(os.path.join(tensorboard_dir, "attention"))
+        self.writer = tf.summary.create_file_writer(
+            os.path.join(tensorboard_dir, tensorboard_logs.ATTENTION))
 
     def render(self) -> np.ndarray:
         return overlays.render(self.model, self.images, self.labels, self.class_names)
@@ -105,8 +108,15 @@ class AttentionImages(keras.callbacks.Callback):
         grid = self.render()
         overlays.save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
         with self.writer.as_default():
-            tf.summary.image("true_vs_confusing", grid[None], step=epoch + 1)
+            tf.summary.image("true_vs_confusing", grid[None], step=_trained_steps(self.model),
+                             description=OVERLAYS_DESCRIPTION)
         self.writer.flush()
+
+
+OVERLAYS_DESCRIPTION = (
+    "Each row: a test image, then standard Grad-CAM maps of its true class and of its "
+    "most confusing class, at the last and at the inner layer (the maps as_inner and ac "
+    "act on); a hatched 'all zero' panel is a map that is zero everywhere.")
 
 
 def make_datasets(config: TrainConfig, preset: data.DatasetPreset):
@@ -204,6 +214,7 @@ def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, work
     check_config(config, workdir, allow_config_change)  # before config.json is replaced
     files.prepare_output_dir(out)  # writable (else one line), no leftover temporaries
     write_json(run_dir.path(out, run_dir.CONFIG), config.to_dict())
+    hparams.write_run(run_dir.path(out, run_dir.TENSORBOARD), config)
     keras.utils.set_random_seed(config.seed)
     test, epoch_steps = test_batches(config, preset), steps_per_epoch(config, preset)
     with strategy.scope():
@@ -217,9 +228,9 @@ def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, work
             images, labels, data.class_names(preset, data_dir=config.data_dir),
             run_dir.path(out, run_dir.ATTENTION), run_dir.path(out, run_dir.TENSORBOARD))
         overlay_callback.set_model(model)  # for the final overlays if fit does not run
+        tensorboard = tensorboard_logs.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD))
         callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
-                     backup, keras.callbacks.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD)),
-                     overlay_callback]
+                     backup, tensorboard, overlay_callback]
         fit_from_backup(model, config, preset=preset, steps_per_epoch=epoch_steps,
                         backup=backup, validation_data=test, callbacks=callbacks)
         train_seconds, started = backup.train_seconds, time.perf_counter()
@@ -236,6 +247,8 @@ def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, work
     save_model(model, run_dir.path(out, run_dir.MODEL))
     overlays.save_png(run_dir.path(out, run_dir.ATTENTION, run_dir.FINAL_OVERLAYS),
                       overlay_callback.render())
+    tensorboard_logs.write_final_metrics(run_dir.path(out, run_dir.TENSORBOARD), metrics,
+                                         _trained_steps(model))
     write_json(run_dir.path(out, run_dir.METRICS), metrics)  # NaN -> null
     return model, metrics
 

@@ -5,7 +5,8 @@
 Writes into ``workdir``: ``results.md`` and ``results.json`` (one row per trial:
 id, status, score, values), ``best.flags`` (a flagfile that ``sfocus-train``
 accepts), ``tensorboard/<trial>/execution0/`` (each trial's curves and its
-hyperparameters, for TensorBoard's HParams tab) and the tuner's own state in
+hyperparameters, for TensorBoard's HParams tab, whose table config is in
+``tensorboard/`` itself) and the tuner's own state in
 ``tuner/``. Progress shows as Keras Tuner prints it: each trial's values, its
 epochs (a live bar on a terminal, a line per epoch otherwise) and its result
 beside the best so far. Keras Tuner records a trial
@@ -24,8 +25,9 @@ import os
 
 import keras
 import keras_tuner as kt
+from tensorboard.plugins.hparams import api as hparams_api
 
-from sfocus_tf import distribute, run_dir, terms
+from sfocus_tf import distribute, hparams, run_dir, tensorboard_logs, terms
 from sfocus_tf.evaluation import progress_verbosity
 from sfocus_tf.files import makedirs, write_json, write_text
 from sfocus_tf.config_flags import config_to_flags
@@ -167,6 +169,16 @@ def _fmt(value):
     return "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
+def write_hparams_config(logdir: str, space: SearchSpace, objective: str) -> None:
+    """The search's table in TensorBoard's HParams tab: the searched values (as Keras
+    Tuner writes them for each trial) and the last epoch's objective, loss and
+    accuracy."""
+    searched = [hparams_api.HParam(name, hparams_api.RealInterval(r.low, r.high))
+                for name, r in space.ranges]
+    logs = dict.fromkeys((objective, "val_loss", "val_accuracy", "loss"))
+    hparams.write_study(logdir, searched, [hparams.epoch_metric(name) for name in logs])
+
+
 def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), *,
            tuner: str = "random", max_trials: int = 10, objective: str = "val_accuracy",
            direction: str = "max") -> SearchResults:
@@ -183,7 +195,8 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
                         directory=os.path.join(workdir, "tuner"), strategy=strategy)
     # Keras Tuner gives the TensorBoard callback one folder per trial and adds the
     # trial's hyperparameters (the HParams plugin's summary) to it.
-    tensorboard = keras.callbacks.TensorBoard(run_dir.path(workdir, run_dir.TENSORBOARD))
+    tensorboard = tensorboard_logs.TensorBoard(run_dir.path(workdir, run_dir.TENSORBOARD))
+    write_hparams_config(run_dir.path(workdir, run_dir.TENSORBOARD), space, objective)
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,

@@ -126,6 +126,7 @@ def test_objective_adds_weight_decay_and_weights(rng):
     expected = (terms["ce"] + 0.5 * terms["as_last"] + 2.0 * terms["as_inner"]
                 + 3.0 * terms["ac"] + decay)
     np.testing.assert_allclose(terms["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(terms["l2"], decay, rtol=1e-5)  # logged as its own term
 
 
 def test_training_computes_only_the_weighted_terms(rng):
