@@ -24,8 +24,8 @@ GRADCAM_READING = {"class_score": "logit", "gradcam_weights": "mean",
 class SFocusConfig:
     """Constants and ablation switches of the SFOCUS objective.
 
-    Loss: ``CE + w_as_last * L_AS_last + w_as_in * L_AS_in + w_ac * L_AC``.
-    All three weights at 0 is the plain baseline: no attention is computed.
+    Loss: ``CE + w_bw * L_BW + w_as_last * L_AS_last + w_as_in * L_AS_in + w_ac * L_AC``.
+    Every weight at 0 is the plain baseline: no attention is computed.
     """
 
     sigma: float = option(0.55, "Soft-mask threshold on the normalised target map.")
@@ -34,6 +34,8 @@ class SFocusConfig:
     w_as_last: float = option(1.0, "Weight of the separability loss at the last layer.")
     w_as_in: float = option(1.0, "Weight of the separability loss at the inner layer.")
     w_ac: float = option(1.0, "Weight of the attention consistency loss.")
+    w_bw: float = option(0.0, "Weight of the black-white loss of the ++ variant (needs a "
+                         "backbone with per-class last blocks, --class_block_width).")
     gradcam_weights: str = option("mean", "Grad-CAM channel weights: the mean gradient, "
                                   "or the mean of its positive part.",
                                   choices=("mean", "relu_mean"))

@@ -27,7 +27,7 @@ from sfocus_tf.training import steps_per_epoch, train_and_evaluate
 INITIAL = SFocusConfig(class_score="logit", gradcam_weights="mean", second_order=True,
                        map_activation="relu", w_as_last=1.0, w_as_in=1.0, w_ac=1.0,
                        warmup_steps=0, ramp_steps=0)
-ARMS = {
+READINGS = {
     "baseline": INITIAL.baseline(),
     "initial_default": INITIAL,
     "first_order": INITIAL.replace(second_order=False),
@@ -44,13 +44,26 @@ ARMS = {
     # The best of the single changes on the first seed, with the warm-up added.
     "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
 }
+# The "++" variant (keras_models.class_blocks): per-class last blocks of width 13, which
+# gives ResNet-8 with 10 classes about its plain parameter count (+3 %). plusplus: the
+# current default reading (softmax maps) plus the black-white loss; plusplus_plain: the
+# same backbone with cross-entropy only, to separate the backbone from the losses.
+PLUSPLUS_WIDTH = 13
+PLUSPLUS = {
+    "plusplus": INITIAL.replace(map_activation="softmax", w_bw=1.0),
+    "plusplus_plain": INITIAL.baseline(),
+}
+ARMS = {**READINGS, **PLUSPLUS}
+# TrainConfig fields an arm changes besides its SFocusConfig.
+ARM_FIELDS = {arm: {"class_block_width": PLUSPLUS_WIDTH} for arm in PLUSPLUS}
 # Arms whose attention weights are 0 for the first WARMUP_FRACTION of the run's
 # optimizer steps, then ramp up over the next RAMP_FRACTION.
 WARMED_UP = ("warmup", "public_warmup")
 WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25
 GRIDS = {
     "default": ("baseline", "sfocus"),
-    "readings": tuple(ARMS),
+    "readings": tuple(READINGS),
+    "plusplus": ("baseline", "plusplus", "plusplus_plain"),
 }
 REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
             ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
@@ -73,7 +86,8 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
 def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
               train: bool = True) -> dict:
     """Trains every (arm, seed) not finished yet; returns the summary it writes.
-    The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config``.
+    The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config`` (and
+    the ``ARM_FIELDS`` of the ++ arms).
     ``arms`` must include ``baseline``, which every other arm is paired with.
     ``train=False`` only tabulates the runs that are finished (a study in progress)."""
     arms = tuple(dict.fromkeys(arms))
@@ -88,7 +102,8 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
             run = os.path.join(workdir, arm, f"seed-{seed}")
             metrics = run_dir.read_metrics(run)
             if metrics is None and train:
-                metrics = train_and_evaluate(base.replace(seed=seed, sfocus=sfocus), run)
+                metrics = train_and_evaluate(
+                    base.replace(seed=seed, sfocus=sfocus, **ARM_FIELDS.get(arm, {})), run)
             if metrics is not None:
                 runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
