@@ -39,8 +39,9 @@ def test_last_is_one_block_per_class_fed_by_the_inner_stage():
     for c in range(CLASSES):  # each block reads the inner stage, not another block
         first_conv = backbone.get_layer(f"class{c}_block1_1_conv")
         assert first_conv.input.shape[-1] == 32
-    bottleneck = keras_models.ResNet((32, 32, 3), 4, block="bottleneck", blocks_per_stage=(1, 2),
-                                     stage_widths=(4, 8), class_block_width=3)
+    bottleneck = keras_models.ResNet((32, 32, 3), 4, block="bottleneck",
+                                     blocks_per_stage=(1, 2), stage_widths=(4, 8),
+                                     class_block_width=3)
     assert bottleneck.feature_shapes["last"][-1] == 4 * 4 * 3  # 4x expansion per block
 
 
@@ -134,6 +135,8 @@ def test_bw_needs_class_blocks_and_blocks_need_classes():
         keras_models.get("resnet8", SHAPE, class_block_width=2)
     with pytest.raises(ValueError, match="class_block_width must be a positive integer"):
         keras_models.get("resnet8", SHAPE, CLASSES, class_block_width=0)
+    with pytest.raises(ValueError, match="for the ResNets only, not for VGG 'vgg16'"):
+        keras_models.get("vgg16", (16, 16, 1), CLASSES, class_block_width=2)
     with pytest.raises(ValueError, match="do not split into 3 equal class blocks"):
         keras_models.ClassBlockDense(3).build((None, 10))
     # Evaluation of a plain backbone reports no bw (there are no blocks to read).
