@@ -24,6 +24,11 @@ class Backbone(keras.Model):
     """
 
     def __init__(self, inputs, inner, last, num_classes=None, **kwargs):
+        # The ResNets consume it; Keras would silently ignore it for the others.
+        if kwargs.pop("class_block_width", None) is not None:
+            raise ValueError(f"class_block_width (per-class last blocks) exists for the "
+                             f"ResNets only, not for {type(self).__name__} "
+                             f"{kwargs.get('name', '')!r}")
         super().__init__(inputs=inputs, outputs={"inner": inner, "last": last}, **kwargs)
         self.num_classes = num_classes
 

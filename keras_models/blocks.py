@@ -16,6 +16,7 @@ import keras
 from keras import layers, ops
 
 from keras_models.batch_norm import BatchNorm
+from keras_models.class_blocks import check_class_blocks
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -153,6 +154,28 @@ class Builder:
             outputs.append(x)
         return outputs
 
+    def resnet_features(self, x, widths, blocks, block, shortcut, class_blocks=None):
+        """``(inner, last)`` of the residual stages. ``class_blocks=(num_classes,
+        width)`` replaces the last stage by one stage of that width per class, all
+        fed by the inner stage and concatenated (see ``class_blocks.py``)."""
+        if class_blocks is None:
+            stages = self.resnet_stages(x, widths, blocks, block, shortcut)
+            return stages[-2], stages[-1]
+        inner = self.resnet_stages(x, widths[:-1], blocks[:-1], block, shortcut)[-1]
+        return inner, self.class_stages(inner, *class_blocks, blocks[-1], block)
+
+    def class_stages(self, x, num_classes, width, blocks, block):
+        """One last stage per class from ``x``, concatenated by class. Projection
+        shortcuts: zero-padding (option A) cannot narrow ``x`` to a small width."""
+        block_fn = {"basic": self.basic_block, "bottleneck": self.bottleneck_block}[block]
+        outputs = []
+        for c in range(num_classes):
+            y = x
+            for j in range(1, blocks + 1):
+                y = block_fn(y, width, 2 if j == 1 else 1, "B", f"class{c}_block{j}")
+            outputs.append(y)
+        return layers.Concatenate(dtype=self.dtype, name="class_blocks")(outputs)
+
 
 def check_choice(name, value, choices):
     if value not in choices:
@@ -164,3 +187,12 @@ def check_stages(stage_widths, blocks_per_stage,
     if len(stage_widths) != len(blocks_per_stage) or len(stage_widths) < 2:
         raise ValueError(f"{names[0]} and {names[1]} need the same length, at least 2; "
                          f"got {tuple(stage_widths)} and {tuple(blocks_per_stage)}")
+
+
+def class_stage_options(num_classes, class_block_width):
+    """``resnet_features``' ``class_blocks`` for a backbone's ``class_block_width``:
+    None for the plain last stage."""
+    if class_block_width is None:
+        return None
+    check_class_blocks(num_classes, class_block_width)
+    return num_classes, class_block_width

@@ -17,7 +17,8 @@ from __future__ import annotations
 import keras
 
 from keras_models.backbone import Backbone
-from keras_models.blocks import Builder, check_choice, check_stages, policy_name
+from keras_models.blocks import (Builder, check_choice, check_stages, class_stage_options,
+                                 policy_name)
 from keras_models.registry import register
 
 
@@ -34,24 +35,29 @@ class ResNet(Backbone):
             ``stage_widths[0]`` filters.
         weight_decay: see ``blocks.kernel_regularizer``.
         dtype: layer dtype or policy name; None = global policy.
+        class_block_width: None, or the width of the per-class last stages that
+            replace stage 4 (the "++" variant, ``class_blocks.py``).
     """
 
     def __init__(self, input_shape, num_classes=None, block="basic",
                  blocks_per_stage=(2, 2, 2, 2), stage_widths=(64, 128, 256, 512),
-                 weight_decay=0.0, dtype=None, **kwargs):
+                 weight_decay=0.0, dtype=None, class_block_width=None, **kwargs):
         check_choice("block", block, {"basic", "bottleneck"})
         check_stages(stage_widths, blocks_per_stage)
+        class_blocks = class_stage_options(num_classes, class_block_width)
         kwargs.setdefault("name", "resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)
         x = b.conv_bn(images, stage_widths[0], kernel_size=7, strides=2, name="stem")
         # Zeros pad like PyTorch's -inf here: the input is a ReLU output (>= 0).
         x = b.max_pool(b.pad(x, 1, "stem_pool_pad"), 3, 2, "stem_pool")
-        stages = b.resnet_stages(x, stage_widths, blocks_per_stage, block, "B")
-        super().__init__(images, stages[-2], stages[-1], num_classes=num_classes, **kwargs)
+        inner, last = b.resnet_features(x, stage_widths, blocks_per_stage, block, "B",
+                                        class_blocks)
+        super().__init__(images, inner, last, num_classes=num_classes, **kwargs)
         self.block = block
         self.blocks_per_stage = tuple(int(n) for n in blocks_per_stage)
         self.stage_widths = tuple(int(w) for w in stage_widths)
+        self.class_block_width = class_block_width
         self.weight_decay = float(weight_decay)
         self._backbone_dtype = policy_name(dtype)
 
@@ -59,7 +65,7 @@ class ResNet(Backbone):
         return {**super().get_config(), "input_shape": self.image_shape,
                 "block": self.block, "blocks_per_stage": self.blocks_per_stage,
                 "stage_widths": self.stage_widths, "weight_decay": self.weight_decay,
-                "dtype": self._backbone_dtype}
+                "dtype": self._backbone_dtype, "class_block_width": self.class_block_width}
 
 
 @register("resnet18")

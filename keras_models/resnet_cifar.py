@@ -22,7 +22,8 @@ from __future__ import annotations
 import keras
 
 from keras_models.backbone import Backbone
-from keras_models.blocks import Builder, check_choice, check_stages, policy_name
+from keras_models.blocks import (Builder, check_choice, check_stages, class_stage_options,
+                                 policy_name)
 from keras_models.registry import register
 
 
@@ -39,22 +40,27 @@ class CifarResNet(Backbone):
             ``"B"`` (1x1 conv + BN) where a block changes shape.
         weight_decay: see ``blocks.kernel_regularizer``.
         dtype: layer dtype or policy name (e.g. ``"float64"``); None = global.
+        class_block_width: None, or the width of the per-class last stages that
+            replace the last stage (the "++" variant, ``class_blocks.py``).
     """
 
     def __init__(self, input_shape, num_classes=None, stage_widths=(16, 32, 64),
                  blocks_per_stage=(3, 3, 3), shortcut="A", weight_decay=0.0,
-                 dtype=None, **kwargs):
+                 dtype=None, class_block_width=None, **kwargs):
         check_choice("shortcut", shortcut, {"A", "B"})
         check_stages(stage_widths, blocks_per_stage)
+        class_blocks = class_stage_options(num_classes, class_block_width)
         kwargs.setdefault("name", "cifar_resnet")
         b = Builder(weight_decay, dtype)
         images = b.input(input_shape)
         x = b.conv_bn(images, stage_widths[0], kernel_size=3, strides=1, name="stem")
-        stages = b.resnet_stages(x, stage_widths, blocks_per_stage, "basic", shortcut)
-        super().__init__(images, stages[-2], stages[-1], num_classes=num_classes, **kwargs)
+        inner, last = b.resnet_features(x, stage_widths, blocks_per_stage, "basic", shortcut,
+                                        class_blocks)
+        super().__init__(images, inner, last, num_classes=num_classes, **kwargs)
         self.stage_widths = tuple(int(w) for w in stage_widths)
         self.blocks_per_stage = tuple(int(n) for n in blocks_per_stage)
         self.shortcut = shortcut
+        self.class_block_width = class_block_width
         self.weight_decay = float(weight_decay)
         self._backbone_dtype = policy_name(dtype)
 
@@ -62,7 +68,8 @@ class CifarResNet(Backbone):
         return {**super().get_config(), "input_shape": self.image_shape,
                 "stage_widths": self.stage_widths,
                 "blocks_per_stage": self.blocks_per_stage, "shortcut": self.shortcut,
-                "weight_decay": self.weight_decay, "dtype": self._backbone_dtype}
+                "weight_decay": self.weight_decay, "dtype": self._backbone_dtype,
+                "class_block_width": self.class_block_width}
 
 
 def _depth_builder(depth):

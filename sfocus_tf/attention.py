@@ -187,8 +187,9 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     ``model`` follows the SFocusModel contract: ``features(images, training)``
     -> (inner, last), ``head(last)`` -> logits, ``classifier.kernel``.
     Returns a dict with ``logits``, ``target``, ``confusing`` (indicators),
-    ``target_class``, ``confusing_class`` and each map in ``maps`` ([B, H, W];
-    float32, or float64 for a float64 model). Called inside an outer ``GradientTape`` the maps are
+    ``target_class``, ``confusing_class``, ``last_features`` (F_last, at least
+    float32) and each map in ``maps`` ([B, H, W]; float32, or float64 for a float64
+    model). Called inside an outer ``GradientTape`` the maps are
     differentiable (second order when ``config.second_order``). ``reading`` (a dict of
     ``SFocusConfig`` fields) overrides how the maps are defined, e.g.
     ``config.GRADCAM_READING`` for standard Grad-CAM whatever the model trained with.
@@ -221,6 +222,7 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     out = dict(logits=logits, target=target, confusing=confusing,
                target_class=target_class, confusing_class=confusing_class)
     last = full_precision(last)
+    out["last_features"] = last  # for terms on the feature map itself (L_BW)
     kernel = tf.cast(model.classifier.kernel, last.dtype)
     for name in maps:
         role = name.split("_")[0]

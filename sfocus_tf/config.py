@@ -31,8 +31,8 @@ def _weight_option(field: str, default: float):
 class SFocusConfig:
     """Constants and ablation switches of the SFOCUS objective.
 
-    Loss: ``CE + w_as_last * L_AS_last + w_as_in * L_AS_in + w_ac * L_AC``.
-    All three weights at 0 is the plain baseline: no attention is computed.
+    Loss: ``CE + w_bw * L_BW + w_as_last * L_AS_last + w_as_in * L_AS_in + w_ac * L_AC``.
+    Every weight at 0 is the plain baseline: no attention is computed.
     """
 
     sigma: float = option(0.55, "Soft-mask threshold on the normalised target map.")
@@ -41,6 +41,7 @@ class SFocusConfig:
     w_as_last: float = _weight_option("w_as_last", 1.0)
     w_as_in: float = _weight_option("w_as_in", 1.0)
     w_ac: float = _weight_option("w_ac", 1.0)
+    w_bw: float = _weight_option("w_bw", 0.0)
     gradcam_weights: str = option("mean", "Grad-CAM channel weights: the mean gradient, "
                                   "or the mean of its positive part.",
                                   choices=("mean", "relu_mean"))

@@ -73,3 +73,28 @@ def empty_maps(maps, normalize: str = "max", eps: float = EPS) -> tf.Tensor:
     maps = as_maps(maps, "maps")
     threshold = eps if normalize == "none" else 0.5
     return tf.cast(tf.reduce_max(maps, axis=[1, 2]) <= threshold, maps.dtype)
+
+
+def black_white_loss(*, class_blocks, target, eps: float = EPS) -> tf.Tensor:
+    """``exp(mean_{c negative} a_c - mean_{c positive} a_c)`` per example, the "++"
+    variant's black-white loss, with ``a_c`` the mean activation (over positions and
+    channels) of class c's block of ``class_blocks`` [B, H, W, C * k] (blocks in
+    class order, ``keras_models.class_blocks``) and ``target`` the [B, C] class
+    indicator (one-hot: ``exp(mean_{c != y} a_c - a_y)``; multi-hot: every positive
+    label). An example without a positive or without a negative class gives 0."""
+    class_blocks = tf.convert_to_tensor(class_blocks)
+    target = tf.cast(target, class_blocks.dtype)
+    num_classes = target.shape[-1]
+    if len(class_blocks.shape) != 4 or class_blocks.shape[-1] % num_classes:
+        raise ValueError(f"class_blocks must be [B, H, W, C * k] with C={num_classes} "
+                         f"class blocks; got shape {class_blocks.shape}")
+    height, width = class_blocks.shape[1], class_blocks.shape[2]
+    per_class = tf.reshape(class_blocks, [-1, height, width, num_classes,
+                                          class_blocks.shape[-1] // num_classes])
+    means = tf.reduce_mean(per_class, axis=[1, 2, 4])  # a_c: [B, C]
+    negative = 1.0 - target
+    positives, negatives = tf.reduce_sum(target, -1), tf.reduce_sum(negative, -1)
+    gap = (tf.reduce_sum(means * negative, -1) / tf.maximum(negatives, 1.0)
+           - tf.reduce_sum(means * target, -1) / tf.maximum(positives, 1.0))
+    has_both = tf.cast((positives > 0) & (negatives > 0), class_blocks.dtype)
+    return has_both * tf.exp(gap)

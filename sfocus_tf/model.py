@@ -11,7 +11,7 @@ from sfocus_tf import losses
 from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.metrics import LOSS_METRICS, REGULARIZATION, make_metrics
-from sfocus_tf.terms import ATTENTION_TERMS
+from sfocus_tf.terms import ATTENTION_TERMS, FEATURE_TERMS, TERMS
 from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images,
                                   check_labels)
 
@@ -32,10 +32,16 @@ class SFocusModel(keras.Model):
 
     ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
     ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
-    model minimises ``CE + s(t) (w_as_last*L_AS_last + w_as_in*L_AS_in + w_ac*L_AC) +
-    sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay`` regularises
-    the head's kernel with the convention of ``keras_models`` (gradient
+    model minimises ``CE + w_bw*L_BW + s(t) (w_as_last*L_AS_last + w_as_in*L_AS_in +
+    w_ac*L_AC) + sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay``
+    regularises the head's kernel with the convention of ``keras_models`` (gradient
     ``weight_decay * w``).
+
+    The one extension for the "++" variant: a backbone with per-class last blocks
+    (``keras_models.has_class_blocks``) gets the class-block head
+    (``keras_models.ClassBlockDense``: logit c reads block c only), whose ``kernel`` is
+    the equivalent block-diagonal dense kernel, so attention, export and evaluation
+    read it like the dense head's. Only such a backbone can weight ``L_BW``.
     """
 
     def __init__(self, backbone, num_classes=None, config=None, weight_decay=0.0, **kwargs):
@@ -48,15 +54,14 @@ class SFocusModel(keras.Model):
         elif isinstance(config, dict):
             config = SFocusConfig.from_dict(config)
         check_batch_norm(backbone, config)
+        _check_class_block_terms(backbone, config)
         self.backbone = backbone
         self.num_classes = num_classes
         self.sfocus_config = config
         self.image_shape = image_shape
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
         self.weight_decay = float(weight_decay)
-        self.classifier = keras.layers.Dense(
-            num_classes, name="classifier",
-            kernel_regularizer=keras_models.kernel_regularizer(self.weight_decay))
+        self.classifier = _classifier(backbone, num_classes, self.weight_decay)
         self._trackers = make_metrics(num_classes, config.multi_label)
         self._step_xla = False
         self.build((None,) + image_shape)
@@ -99,14 +104,20 @@ class SFocusModel(keras.Model):
         maps = self._maps_needed(training)
         if maps:
             attention = compute_attention(self, images, labels, training=training, maps=maps)
-            logits = attention["logits"]
+            logits, last = attention["logits"], attention["last_features"]
         else:
-            attention, logits = {}, self(images, training=training)
+            _, last = self.features(images, training=training)
+            attention, logits = {}, self.head(last)
         terms = {"ce": self._cross_entropy(labels, logits),
+                 **self._feature_terms(last, labels, logits.dtype, computed),
                  **self._attention_terms(attention, computed)}
-        # L = CE + s(t) (w_as_last L_AS_last + w_as_in L_AS_in + w_ac L_AC) + model.losses
+        # L = CE + w_bw L_BW + s(t) (w_as_last L_AS_last + w_as_in L_AS_in + w_ac L_AC)
+        #     + model.losses
         weights = cfg.term_weights
         loss = terms["ce"]
+        for term in FEATURE_TERMS:
+            if term in computed and weights[term.name] > 0:
+                loss += weights[term.name] * terms[term.name]
         weighted = [weights[term.name] * terms[term.name] for term in ATTENTION_TERMS
                     if weights[term.name] > 0]
         if weighted:
@@ -137,10 +148,13 @@ class SFocusModel(keras.Model):
                 for role in ("target", "confusing") if f"{role}_last" in attention}
 
     def _terms_computed(self, training):
-        """Evaluation reports every attention term; training computes only the
-        weighted ones."""
+        """Evaluation reports every term the backbone allows (L_BW needs class
+        blocks); training computes only the weighted ones."""
         weights = self.sfocus_config.term_weights
-        return tuple(term for term in ATTENTION_TERMS if not training or weights[term.name] > 0)
+        blocks = keras_models.has_class_blocks(self.backbone)
+        return tuple(term for term in TERMS if term.weight
+                     and (blocks or not term.class_blocks)
+                     and (not training or weights[term.name] > 0))
 
     def _maps_needed(self, training):
         """Evaluation computes every map (they are measured); training the maps of
@@ -151,11 +165,21 @@ class SFocusModel(keras.Model):
                   for name in term.maps_for(self.sfocus_config)]
         return tuple(dict.fromkeys(needed))
 
+    def _feature_terms(self, last, labels, dtype, computed):
+        """Batch means of the ``computed`` terms read off ``F_last`` (L_BW). Multi-label:
+        the positive labels' blocks against the negatives' (see ``losses``)."""
+        if not any(term in computed for term in FEATURE_TERMS):
+            return {}
+        target = (tf.cast(labels, dtype) if self.sfocus_config.multi_label
+                  else tf.one_hot(labels, self.num_classes, dtype=dtype))
+        bw = losses.black_white_loss(class_blocks=tf.cast(last, dtype), target=target)
+        return {"bw": tf.reduce_mean(bw)}
+
     def _attention_terms(self, attention, computed):
         """Batch means of the attention terms ``computed`` (rows of ``terms.TERMS``).
         A multi-label example with no positive label (no target) adds 0 to
         every term, one with no negative label (no confusing class) 0 to separability."""
-        if not computed:
+        if not any(term in ATTENTION_TERMS for term in computed):
             return {}
         cfg = self.sfocus_config
         masks = {layer: self._mask(attention[f"target_{layer}"])
@@ -176,7 +200,7 @@ class SFocusModel(keras.Model):
         per_example = {"as_last": lambda: separability("last"),
                        "as_inner": lambda: separability("inner"), "ac": consistency}
         return {term.name: tf.reduce_mean(per_example[term.name]())
-                for term in computed}
+                for term in computed if term in ATTENTION_TERMS}
 
     def _mask(self, target_map):
         cfg = self.sfocus_config
@@ -316,6 +340,24 @@ def _check_feature_sizes(backbone):
                 f"unknown spatial size {tuple(tensor.shape[1:])} for input "
                 f"{tuple(backbone.input_shape[1:])}; SFOCUS needs fixed sizes: build the "
                 "backbone for one image size, e.g. keras_models.get(name, (32, 32, 3))")
+
+
+def _classifier(backbone, num_classes, weight_decay):
+    """The dense head, or for per-class last blocks the class-block head."""
+    regularizer = keras_models.kernel_regularizer(weight_decay)
+    if keras_models.has_class_blocks(backbone):
+        return keras_models.ClassBlockDense(num_classes, kernel_regularizer=regularizer,
+                                            name="classifier")
+    return keras.layers.Dense(num_classes, name="classifier", kernel_regularizer=regularizer)
+
+
+def _check_class_block_terms(backbone, config):
+    needing = [term.weight for term in TERMS if term.class_blocks
+               and getattr(config, term.weight) > 0]
+    if needing and not keras_models.has_class_blocks(backbone):
+        raise ValueError(f"{needing[0]}>0 needs a backbone with per-class last blocks; "
+                         f"backbone {backbone.name!r} has none (build it with "
+                         "class_block_width, e.g. --class_block_width=13)")
 
 
 def _has_class(attention, role):

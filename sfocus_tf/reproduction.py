@@ -6,7 +6,8 @@ study resumes, and a study whose small metrics files are committed reruns nothin
 The table (``results.md``, ``results.json``) gives per arm the mean and standard
 deviation over seeds of test accuracy, the accuracy difference to the baseline paired
 by seed, attention overlap, consistency, the shares of empty maps, localisation where
-the data has boxes, and training time.
+the data has boxes, the black-white loss on the test set where the backbone has class
+blocks (the ++ arms), and training time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sfocus_tf.training import steps_per_epoch, train_and_evaluate
 INITIAL = SFocusConfig(class_score="logit", gradcam_weights="mean", second_order=True,
                        map_activation="relu", w_as_last=1.0, w_as_in=1.0, w_ac=1.0,
                        warmup_steps=0, ramp_steps=0)
-ARMS = {
+READINGS = {
     "baseline": INITIAL.baseline(),
     "initial_default": INITIAL,
     "first_order": INITIAL.replace(second_order=False),
@@ -44,18 +45,32 @@ ARMS = {
     # The best of the single changes on the first seed, with the warm-up added.
     "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
 }
+# The "++" variant (keras_models.class_blocks): per-class last blocks of width 13, which
+# gives ResNet-8 with 10 classes about its plain parameter count (+3 %). plusplus: the
+# current default reading (softmax maps) plus the black-white loss; plusplus_plain: the
+# same backbone with cross-entropy only, to separate the backbone from the losses.
+PLUSPLUS_WIDTH = 13
+PLUSPLUS = {
+    "plusplus": INITIAL.replace(map_activation="softmax", w_bw=1.0),
+    "plusplus_plain": INITIAL.baseline(),
+}
+ARMS = {**READINGS, **PLUSPLUS}
+# TrainConfig fields an arm changes besides its SFocusConfig.
+ARM_FIELDS = {arm: {"class_block_width": PLUSPLUS_WIDTH} for arm in PLUSPLUS}
 # Arms whose attention weights are 0 for the first WARMUP_FRACTION of the run's
 # optimizer steps, then ramp up over the next RAMP_FRACTION.
 WARMED_UP = ("warmup", "public_warmup")
 WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25
 GRIDS = {
     "default": ("baseline", "sfocus"),
-    "readings": tuple(ARMS),
+    "readings": tuple(READINGS),
+    "plusplus": ("baseline", "plusplus", "plusplus_plain"),
 }
 REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
             ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
             ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
-            ("pointing_game", "pointing game"), ("train_seconds", "train s"))
+            ("pointing_game", "pointing game"), ("test_bw", "L_BW"),
+            ("train_seconds", "train s"))
 LOCALISATION = ("energy_inside_box", "pointing_game")  # measured where the data has boxes
 
 
@@ -74,7 +89,8 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
 def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
               train: bool = True) -> dict:
     """Trains every (arm, seed) not finished yet; returns the summary it writes.
-    The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config``.
+    The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config`` (and
+    the ``ARM_FIELDS`` of the ++ arms).
     ``arms`` must include ``baseline``, which every other arm is paired with.
     ``train=False`` only tabulates the runs that are finished (a study in progress)."""
     arms = tuple(dict.fromkeys(arms))
@@ -85,7 +101,8 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     total_steps = resolved.epochs * steps_per_epoch(resolved, preset)
     configs = {(arm, seed): base.replace(  # seed-major, so an interrupted study has pairs
                    seed=seed, sfocus=base.sfocus if arm == "sfocus" else
-                   arm_config(arm, total_steps)) for seed in seeds for arm in arms}
+                   arm_config(arm, total_steps), **ARM_FIELDS.get(arm, {}))
+               for seed in seeds for arm in arms}
     write_hparams_config(workdir, [config.resolve(preset) for config in configs.values()],
                          preset.has_boxes)
     runs = {}

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import keras_models
 from keras_models.applications import application_names
-from sfocus_tf import data
+from sfocus_tf import data, terms
 from sfocus_tf.config import SFocusConfig
 from sfocus_tf.config_flags import choices_of, option
 from sfocus_tf.distribute import STRATEGIES
@@ -18,6 +18,8 @@ SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 # The fields of --model=application, given to keras_models.get.
 APPLICATION_FIELDS = ("application", "inner_layer", "last_layer", "weights")
+# Other fields given to keras_models.get where set.
+BACKBONE_FIELDS = ("class_block_width",)
 # Fields that may change when a run is restarted: they say how and where it runs and
 # what it writes besides the model, not what it trains. strategy and jit_compile
 # already follow the machine when left at "auto", so an explicit change is no worse;
@@ -46,6 +48,9 @@ class TrainConfig:
         None, "--model=application: initial weights, 'imagenet' (downloaded once into "
         "the Keras cache) or a local .weights.h5 file of the same application without "
         "its top; default: random.")
+    class_block_width: int | None = option(
+        None, "ResNets: replace the last stage by one stage of this width per class (the "
+        "++ variant; see --w_bw); default: the plain last stage.")
     data_dir: str | None = option(
         None, "Data directory (tfds data dir, image folder, Fashion-MNIST .gz folder).")
     image_size: int | None = option(None, "Square image size; default: the dataset's.")
@@ -82,7 +87,8 @@ class TrainConfig:
             allowed, value = choices_of(field), getattr(self, field.name)
             if allowed is not None and value is not None:
                 _check_choice(field.name, value, allowed)
-        for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size"):
+        for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size",
+                     "class_block_width"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -106,7 +112,7 @@ class TrainConfig:
 
     def backbone_options(self) -> dict:
         """The keyword arguments of ``keras_models.get`` that this config sets."""
-        return {name: getattr(self, name) for name in APPLICATION_FIELDS
+        return {name: getattr(self, name) for name in APPLICATION_FIELDS + BACKBONE_FIELDS
                 if getattr(self, name) is not None}
 
     def preset(self) -> data.DatasetPreset:
@@ -152,12 +158,17 @@ def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
     """``"name old -> new"`` for each field where ``config`` differs from ``stored`` (a
     ``config.json``), nested fields as ``sfocus.name``, values as JSON; the
     OPERATIONAL_FIELDS are not compared, nor fields added since ``stored`` was
-    written that are left unset (None: an older version could only mean that)."""
+    written that are left unset (None) or, for loss weights, at 0 (an older version
+    could only mean that)."""
+    missing = "(absent)"
     old = _flatten(stored)
     new = _flatten(json.loads(json.dumps(config.to_dict())))  # tuples as JSON lists
-    added_unset = {name for name, value in new.items() if name not in old and value is None}
+    # An added field left at None, or an added loss weight at 0 (a term an older
+    # version did not have), means what its absence meant.
+    weights = {f"sfocus.{field}" for field in terms.WEIGHT_FIELDS}
+    added_unset = {name for name, value in new.items() if name not in old
+                   and (value is None or (name in weights and value == 0.0))}
     names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS) - added_unset)
-    missing = "(absent)"
     return [f"{name} {json.dumps(old[name]) if name in old else missing} -> "
             f"{json.dumps(new[name]) if name in new else missing}"
             for name in names if old.get(name, missing) != new.get(name, missing)]

@@ -79,6 +79,14 @@ class SearchSpace:
             ranges[name] = Range(low, high, len(parts) == 3)
         return cls(tuple(ranges.items()))
 
+    def for_config(self, base: TrainConfig) -> "SearchSpace":
+        """The space without the weights of terms ``base``'s backbone cannot compute
+        (``w_bw`` needs per-class last blocks)."""
+        if base.class_block_width is not None:
+            return self
+        dropped = {term.weight for term in terms.TERMS if term.class_blocks}
+        return SearchSpace(tuple((name, r) for name, r in self.ranges if name not in dropped))
+
     def sample(self, hp: kt.HyperParameters) -> dict:
         return {name: hp.Float(name, r.low, r.high, sampling="log" if r.log else "linear")
                 for name, r in self.ranges}
@@ -189,7 +197,8 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     makedirs(workdir)
     keras.utils.set_random_seed(base.seed)
     train, test, steps_per_epoch = make_datasets(base, preset)
-    hypermodel = SFocusHyperModel(base, space, steps_per_epoch, preset=preset)
+    hypermodel = SFocusHyperModel(base, space.for_config(base), steps_per_epoch,
+                                  preset=preset)
     engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
                         max_trials=max_trials, epochs=base.epochs, seed=base.seed,
                         directory=os.path.join(workdir, "tuner"), strategy=strategy)

@@ -83,3 +83,19 @@ def attention_scale(step, warmup, ramp):
     if ramp == 0:
         return float(step >= warmup)
     return min(max((step - warmup + 1) / ramp, 0.0), 1.0)
+
+
+def black_white(class_blocks, labels, num_classes):
+    """The ++ variant's L_BW, one example and one class at a time: class_blocks
+    [B, H, W, C * k]; labels a list per example of its positive classes."""
+    width = class_blocks.shape[-1] // num_classes
+    out = []
+    for features, positives in zip(class_blocks, labels):
+        means = [features[..., c * width:(c + 1) * width].mean() for c in range(num_classes)]
+        negatives = [c for c in range(num_classes) if c not in positives]
+        if not positives or not negatives:
+            out.append(0.0)
+            continue
+        out.append(np.exp(np.mean([means[c] for c in negatives])
+                          - np.mean([means[c] for c in positives])))
+    return np.array(out)

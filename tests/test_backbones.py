@@ -228,6 +228,10 @@ SMALL = {  # cheap instances of every class; the builders only fill in these arg
     "vgg": lambda: keras_models.VGG((16, 16, 1), convs_per_block=(1, 2),
                                     block_widths=(4, 8), dtype="float64"),
     "application": lambda: keras_models.get("application", (32, 32, 3), **MOBILENET),
+    "class_blocks": lambda: keras_models.get("resnet8", (16, 16, 1), 3, class_block_width=2),
+    "class_blocks_bottleneck": lambda: keras_models.ResNet(
+        (32, 32, 3), 3, block="bottleneck", blocks_per_stage=(1, 1), stage_widths=(4, 8),
+        class_block_width=2),
 }
 
 

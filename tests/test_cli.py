@@ -29,7 +29,7 @@ def command(*args):
                "--workdir", "--[no]baseline", "--w_as_last: Weight of the as_last term, "]),
     ("tune", ["--tuner: <random|bayesian|hyperband>", "--max_trials", "--ranges",
               "--dataset: <caltech101|", "--w_ac"]),
-    ("reproduce", ["--grid: <default|readings>", "--seeds", "--config: <caltech256|",
+    ("reproduce", ["--grid: <default|readings|plusplus>", "--seeds", "--config: <caltech256|",
                    "--epochs"]),
     ("eval", ["--workdir: A training run's directory", "--split", "--output_dir"]),
     ("export", ["--export_dir", "--model_version", "--max_batch_size", "(default: '64')"]),

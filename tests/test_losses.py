@@ -102,6 +102,45 @@ def test_overlap_and_consistency_metrics(rng):
                                0.8 - ref.consistency(t, mask, 0.8), rtol=1e-5, atol=1e-6)
 
 
+def test_black_white_matches_numpy(rng):
+    blocks = rng.normal(size=(4, 3, 5, 4 * 2))  # 4 classes, 2 channels each
+    single = [2, 0, 3, 1]
+    got = losses.black_white_loss(class_blocks=blocks, target=np.eye(4)[single]).numpy()
+    assert got.shape == (4,)
+    np.testing.assert_allclose(got, ref.black_white(blocks, [[y] for y in single], 4),
+                               rtol=1e-6)
+    # Multi-label: positives against negatives; no positive or no negative adds 0.
+    positives = [[0, 2], [], [0, 1, 2, 3], [3]]
+    target = np.array([[float(c in p) for c in range(4)] for p in positives])
+    got = losses.black_white_loss(class_blocks=blocks, target=target).numpy()
+    np.testing.assert_allclose(got, ref.black_white(blocks, positives, 4), rtol=1e-6)
+    assert got[1] == 0.0 and got[2] == 0.0
+
+
+def test_black_white_gradient_matches_finite_differences(rng):
+    blocks = tf.constant(rng.normal(size=(2, 2, 3, 3 * 2)), tf.float64)
+    target = tf.constant(np.eye(3)[[1, 2]], tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(blocks)
+        value = tf.reduce_sum(losses.black_white_loss(class_blocks=blocks, target=target))
+    analytic = tape.gradient(value, blocks).numpy()
+    step, numeric = 1e-6, np.zeros(blocks.shape)
+    for index in np.ndindex(*blocks.shape):
+        shift = np.zeros(blocks.shape)
+        shift[index] = step
+        up, down = (tf.reduce_sum(losses.black_white_loss(class_blocks=blocks + s * shift,
+                                                          target=target)) for s in (1, -1))
+        numeric[index] = (up - down).numpy() / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_black_white_needs_whole_class_blocks():
+    with pytest.raises(ValueError, match="C=4 class blocks"):
+        losses.black_white_loss(class_blocks=np.zeros((1, 2, 2, 6)), target=np.eye(4)[:1])
+    with pytest.raises(TypeError, match="positional"):
+        losses.black_white_loss(np.zeros((1, 2, 2, 8)), np.eye(4)[:1])
+
+
 def test_wrong_rank_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\[B, H, W\]"):
         losses.separability_loss(target_map=np.zeros((4, 4)), confusing_map=np.zeros((4, 4)),

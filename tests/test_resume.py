@@ -125,6 +125,11 @@ def test_config_changes_compare_json_values_and_skip_operational_fields():
     assert config_changes(stored, config.replace(
         model="application", application="MobileNetV2", inner_layer="block_13_expand_relu",
         weights="imagenet", seed=1))[-1] == 'weights (absent) -> "imagenet"'
+    # A loss term added since (w_bw) is no change at weight 0, a change otherwise.
+    del stored["sfocus"]["w_bw"]
+    assert "sfocus.w_bw" not in " ".join(config_changes(stored, config))
+    assert config_changes(stored, config.replace(sfocus=config.sfocus.replace(
+        w_bw=1.0)))[-1] == "sfocus.w_bw (absent) -> 1.0"
 
 
 def test_train_cli_refuses_a_changed_config_unless_told(trained, tmp_path):

@@ -24,7 +24,8 @@ flags.DEFINE_enum("tuner", "random", list(TUNERS), "Search algorithm.")
 flags.DEFINE_integer("max_trials", 10, "Trials (random, bayesian).")
 flags.DEFINE_string("ranges", "", "Overrides of the default ranges: "
                     "'name=low:high[:log]' or 'name=fixed', comma-separated; names: "
-                    "w_as_last, w_as_in, w_ac, sigma, theta, lr.")
+                    "w_as_last, w_as_in, w_ac, w_bw (searched with --class_block_width "
+                    "only), sigma, theta, lr.")
 flags.DEFINE_string("objective", "val_accuracy", "Metric to optimise.")
 flags.DEFINE_enum("direction", "max", ["max", "min"], "Whether more is better.")
 
