@@ -38,7 +38,8 @@ TERMS = (
          "separability at the inner layer (dropped by as_layers='last')"),
     Term("ac", "w_ac", ("target_inner", "target_{ac_mask_source}"),
          "consistency: theta minus the inner target map's share inside the mask"),
-    Term("bw", "w_bw", (), "black-white (the ++ variant): exp of the mean activation of "
+    Term("bw", "w_bw", (), "black-white (the ++ variant; needs --class_block_width): exp of "
+         "the mean activation of "
          "the other classes' blocks minus the true class's", class_blocks=True),
 )
 NAMES = tuple(term.name for term in TERMS)
