@@ -1,0 +1,39 @@
+"""pytest_test: one module of tests/ as Bazel py_test targets, run by pytest."""
+
+_MAIN = "//tools/bazel:pytest_main.py"
+
+_SLOW = ("none", "some", "all")
+
+def pytest_test(name, slow = "none", deps = [], data = [], **kwargs):
+    """Targets for the test module `name`.py, split as `make test` / `make test-slow` split it.
+
+    `name` runs its fast tests (pytest -m "not slow"); `name`_slow, size "large" and tagged
+    "slow" (so `--test_tag_filters=-slow` leaves it out), runs its @pytest.mark.slow ones.
+
+    Args:
+      name: the module's name without .py.
+      slow: "none" (no slow tests), "some" or "all" (only `name`_slow).
+      deps: libraries the module imports besides //tests:support.
+      data: files it reads besides pyproject.toml (pytest's configuration).
+      **kwargs: passed on to the fast target (e.g. timeout).
+    """
+    if slow not in _SLOW:
+        fail("pytest_test %s: slow must be one of %s, not %r" % (name, _SLOW, slow))
+    src = name + ".py"
+    common = dict(
+        srcs = [src, _MAIN],
+        main = _MAIN,
+        python_version = "PY3",
+        deps = ["//tests:support"] + deps,
+        data = ["//:pyproject.toml"] + data,
+    )
+    if slow != "all":
+        native.py_test(name = name, args = ["-m", "'not slow'", "$(location %s)" % src], **dict(common, **kwargs))
+    if slow != "none":
+        native.py_test(
+            name = name + "_slow",
+            args = ["-m", "slow", "$(location %s)" % src],
+            size = "large",
+            tags = ["slow"],
+            **common
+        )
