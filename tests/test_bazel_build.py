@@ -136,6 +136,38 @@ def test_every_test_module_has_a_pytest_test_split_as_its_marks_say():
     assert not problems, "\n".join(sorted(problems))
 
 
+def imported_names(path):
+    """Top-level names of the modules ``path`` imports, at any depth of the code."""
+    with open(path) as f:
+        module = ast.parse(f.read(), path)
+    names = set()
+    for node in ast.walk(module):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_test_module_has_the_test_files_it_imports():
+    """Modules of tests/ import each other by name (conftest puts tests/ on sys.path);
+    under Bazel only the support library and a target's own srcs are there."""
+    targets = build_targets("tests")
+    support = next(attributes for rule, attributes in targets if attributes.get("name") == "support")
+    local = {os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, "tests", "*.py"))}
+    problems = []
+    for rule, attributes in targets:
+        if rule != "pytest_test":
+            continue
+        name = attributes["name"]
+        present = {src[:-3] for src in [*support["srcs"], *attributes.get("srcs", ())]} | {name}
+        problems += [f'tests/{name}.py imports {module}: add "{module}.py" to the srcs of '
+                     f'pytest_test "{name}" in tests/BUILD'
+                     for module in sorted(imported_names(os.path.join(ROOT, "tests", name + ".py"))
+                                          & local - present)]
+    assert not problems, "\n".join(problems)
+
+
 def test_the_checks_read_the_build_files_as_bazel_does():
     assert package_of("sfocus_tf/data/pipeline.py") == "sfocus_tf"
     assert package_of("sfocus_tf/cli/train.py") == "sfocus_tf/cli"

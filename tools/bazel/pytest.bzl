@@ -4,7 +4,7 @@ _MAIN = "//tools/bazel:pytest_main.py"
 
 _SLOW = ("none", "some", "all")
 
-def pytest_test(name, slow = "none", deps = [], data = [], **kwargs):
+def pytest_test(name, slow = "none", srcs = [], deps = [], data = [], **kwargs):
     """Targets for the test module `name`.py, split as `make test` / `make test-slow` split it.
 
     `name` runs its fast tests (pytest -m "not slow"); `name`_slow, size "large" and tagged
@@ -13,6 +13,7 @@ def pytest_test(name, slow = "none", deps = [], data = [], **kwargs):
     Args:
       name: the module's name without .py.
       slow: "none" (no slow tests), "some" or "all" (only `name`_slow).
+      srcs: other test modules it imports (helpers of theirs it reuses).
       deps: libraries the module imports besides //tests:support.
       data: files it reads besides pyproject.toml (pytest's configuration).
       **kwargs: passed on to the fast target (e.g. timeout).
@@ -21,7 +22,7 @@ def pytest_test(name, slow = "none", deps = [], data = [], **kwargs):
         fail("pytest_test %s: slow must be one of %s, not %r" % (name, _SLOW, slow))
     src = name + ".py"
     common = dict(
-        srcs = [src, _MAIN],
+        srcs = [src, _MAIN] + srcs,
         main = _MAIN,
         python_version = "PY3",
         deps = ["//tests:support"] + deps,

@@ -9,10 +9,10 @@ import pytest
 
 def _without_editable_install():
     """`make setup` installs the project editable; its import hook would quietly supply
-    sfocus_tf or keras_models from the source tree when a target forgot the dependency.
-    Without it, a test imports the project only from its declared deps (the runfiles)."""
-    sys.meta_path[:] = [finder for finder in sys.meta_path
-                        if not type(finder).__module__.startswith("__editable__")]
+    sfocus_tf, keras_models or any of their modules from the source tree when a target
+    forgot it. Without the hook, a test imports the project only from its runfiles."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path  # setuptools adds a class
+                        if not getattr(finder, "__module__", "").startswith("__editable__")]
 
 
 def pytest_args(argv, environ):
