@@ -1,7 +1,8 @@
 """The Bazel BUILD files keep up with the tree: every module of sfocus_tf and keras_models
-is in a target of its package, every tests/test_*.py has its pytest_test (split into fast
-and slow as its marks say), every test helper is in a target. Bazel is not needed: BUILD
-files are Starlark, which reads as Python for the rules used here."""
+is in a target of its package, every command a py_binary, every tests/test_*.py has its
+pytest_test (split into fast and slow as its marks say, with what it imports and runs),
+every test helper is in a target. Each failure names the file and the BUILD to fix.
+Bazel is not needed: BUILD files are Starlark, which reads as Python for the rules here."""
 
 import ast
 import glob
@@ -13,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 LIBRARIES = ("sfocus_tf", "keras_models")
 RULES = ("py_library", "py_binary", "py_test", "pytest_test", "test_suite", "exports_files",
          "filegroup", "package")
+# What `python -m sfocus_tf` and `python -m sfocus_tf.cli.<command>` need in a test's deps.
+COMMAND_TARGETS = {"sfocus_tf": "//sfocus_tf:main", "sfocus_tf.cli": "//sfocus_tf/cli"}
 
 
 def build_targets(package):
@@ -25,6 +28,11 @@ def build_targets(package):
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), scope)
     return targets
+
+
+def pytest_targets():
+    return {attributes["name"]: attributes
+            for rule, attributes in build_targets("tests") if rule == "pytest_test"}
 
 
 def package_of(path):
@@ -40,26 +48,68 @@ def listed_files(package):
     names = set()
     for _, attributes in build_targets(package):
         for key in ("srcs", "data"):
-            names.update(name for name in attributes.get(key, ()) if not name.startswith(("//", ":")))
+            names.update(name for name in attributes.get(key, ())
+                         if not name.startswith(("//", ":")))
     return names
 
 
-def python_files(folder):
-    return sorted(os.path.relpath(path, ROOT)
-                  for path in glob.glob(os.path.join(ROOT, folder, "**", "*.py"), recursive=True))
-
-
 def unlisted(folder, library):
-    """One line per .py file under ``folder`` that no target of its package names; each
-    belongs in the srcs of the py_library ``library(package)``."""
+    """One line per .py file under ``folder`` (test modules aside) that no target of its
+    package names; each belongs in the srcs of the py_library ``library(package)``."""
     missing = []
-    for path in python_files(folder):
+    for path in sorted(glob.glob(os.path.join(ROOT, folder, "**", "*.py"), recursive=True)):
+        path = os.path.relpath(path, ROOT)
         package = package_of(path)
         name = os.path.relpath(path, package)
         if name not in listed_files(package) and not os.path.basename(path).startswith("test_"):
             missing.append(f'{path} is in no target of {package}/BUILD: add "{name}" to the '
                            f'srcs of py_library "{library(package)}" there')
     return missing
+
+
+def parsed_test(name):
+    with open(os.path.join(ROOT, "tests", name + ".py")) as f:
+        return ast.parse(f.read(), name)
+
+
+def marks_slow(node):
+    return any(isinstance(n, ast.Attribute) and n.attr == "slow"
+               and isinstance(n.value, ast.Attribute) and n.value.attr == "mark"
+               for n in ast.walk(node))
+
+
+def slowness(module):
+    """How pytest_test's ``slow`` must be set for a test module: "all" when its
+    ``pytestmark`` is pytest.mark.slow, "some" when a test or parameter is marked."""
+    for statement in module.body:
+        targets = [getattr(target, "id", None) for target in getattr(statement, "targets", ())]
+        if "pytestmark" in targets and marks_slow(statement.value):
+            return "all"
+    return "some" if marks_slow(module) else "none"
+
+
+def imported_names(module):
+    """Dotted names ``module`` imports, at any depth of the code (``from a import b``: a.b)."""
+    names = set()
+    for node in ast.walk(module):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def commands_used(module):
+    """The command packages ``module`` imports or runs (``"-m", "sfocus_tf..."``), as
+    keys of COMMAND_TARGETS."""
+    run = {getattr(second, "value", None) for node in ast.walk(module)
+           if isinstance(node, (ast.List, ast.Tuple))
+           for first, second in zip(node.elts, node.elts[1:])
+           if getattr(first, "value", None) == "-m"}
+    used = {"sfocus_tf"} & run  # `python -m sfocus_tf <command>`
+    used |= {"sfocus_tf.cli" for name in imported_names(module) | run
+             if name == "sfocus_tf.cli" or name.startswith("sfocus_tf.cli.")}
+    return used
 
 
 def test_every_library_module_is_in_a_target_of_its_package():
@@ -99,31 +149,13 @@ def test_every_console_script_is_a_py_binary():
     assert not problems, "\n".join(problems)
 
 
-def marks_slow(node):
-    return any(isinstance(n, ast.Attribute) and n.attr == "slow"
-               and isinstance(n.value, ast.Attribute) and n.value.attr == "mark"
-               for n in ast.walk(node))
-
-
-def slowness(path):
-    """How pytest_test's ``slow`` must be set for the test module at ``path``: "all" when
-    its ``pytestmark`` is pytest.mark.slow, "some" when a test or parameter is marked."""
-    with open(path) as f:
-        module = ast.parse(f.read(), path)
-    for statement in module.body:
-        if (isinstance(statement, ast.Assign) and marks_slow(statement.value)
-                and any(getattr(target, "id", None) == "pytestmark" for target in statement.targets)):
-            return "all"
-    return "some" if marks_slow(module) else "none"
-
-
 def test_every_test_module_has_a_pytest_test_split_as_its_marks_say():
-    declared = {attributes["name"]: attributes.get("slow", "none")
-                for rule, attributes in build_targets("tests") if rule == "pytest_test"}
+    declared = {name: attributes.get("slow", "none")
+                for name, attributes in pytest_targets().items()}
     problems = []
     for path in glob.glob(os.path.join(ROOT, "tests", "test_*.py")):
         name = os.path.basename(path)[:-3]
-        slow = slowness(path)
+        slow = slowness(parsed_test(name))
         argument = "" if slow == "none" else f', slow = "{slow}"'
         if name not in declared:
             problems.append(f'tests/{name}.py has no target in tests/BUILD: add '
@@ -131,47 +163,42 @@ def test_every_test_module_has_a_pytest_test_split_as_its_marks_say():
         elif declared[name] != slow:
             problems.append(f'tests/BUILD: pytest_test "{name}" needs slow = "{slow}" '
                             f'(its pytest marks), not "{declared[name]}"')
-    problems += [f"tests/BUILD: pytest_test {name} has no tests/{name}.py"
-                 for name in declared if not os.path.exists(os.path.join(ROOT, "tests", name + ".py"))]
+    problems += [f"tests/BUILD: pytest_test {name} has no tests/{name}.py" for name in declared
+                 if not os.path.exists(os.path.join(ROOT, "tests", name + ".py"))]
     assert not problems, "\n".join(sorted(problems))
 
 
-def imported_names(path):
-    """Top-level names of the modules ``path`` imports, at any depth of the code."""
-    with open(path) as f:
-        module = ast.parse(f.read(), path)
-    names = set()
-    for node in ast.walk(module):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def test_every_test_module_has_the_test_files_it_imports():
-    """Modules of tests/ import each other by name (conftest puts tests/ on sys.path);
-    under Bazel only the support library and a target's own srcs are there."""
-    targets = build_targets("tests")
-    support = next(attributes for rule, attributes in targets if attributes.get("name") == "support")
+def test_every_test_module_has_what_it_imports_and_runs():
+    """Under Bazel a test sees only its deps: other test modules it imports (conftest puts
+    tests/ on sys.path) must be in its srcs or //tests:support, and the commands it imports
+    or runs as `python -m` in its deps."""
+    support = {src[:-3] for rule, attributes in build_targets("tests")
+               if attributes.get("name") == "support" for src in attributes["srcs"]}
     local = {os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, "tests", "*.py"))}
     problems = []
-    for rule, attributes in targets:
-        if rule != "pytest_test":
-            continue
-        name = attributes["name"]
-        present = {src[:-3] for src in [*support["srcs"], *attributes.get("srcs", ())]} | {name}
-        problems += [f'tests/{name}.py imports {module}: add "{module}.py" to the srcs of '
+    for name, attributes in sorted(pytest_targets().items()):
+        module = parsed_test(name)
+        present = support | {name} | {src[:-3] for src in attributes.get("srcs", ())}
+        imported = {imported.split(".")[0] for imported in imported_names(module)}
+        problems += [f'tests/{name}.py imports {helper}: add "{helper}.py" to the srcs of '
                      f'pytest_test "{name}" in tests/BUILD'
-                     for module in sorted(imported_names(os.path.join(ROOT, "tests", name + ".py"))
-                                          & local - present)]
+                     for helper in sorted(imported & local - present)]
+        deps = set(attributes.get("deps", ()))
+        if "//sfocus_tf:main" in deps:
+            deps.add("//sfocus_tf/cli")
+        problems += [f'tests/{name}.py imports or runs {command}: add "{COMMAND_TARGETS[command]}"'
+                     f' to the deps of pytest_test "{name}" in tests/BUILD'
+                     for command in sorted(commands_used(module))
+                     if COMMAND_TARGETS[command] not in deps]
     assert not problems, "\n".join(problems)
 
 
-def test_the_checks_read_the_build_files_as_bazel_does():
+def test_the_checks_read_the_build_files_and_tests_as_bazel_and_pytest_do():
     assert package_of("sfocus_tf/data/pipeline.py") == "sfocus_tf"
     assert package_of("sfocus_tf/cli/train.py") == "sfocus_tf/cli"
     assert "data/pipeline.py" in listed_files("sfocus_tf")
-    assert slowness(os.path.join(ROOT, "tests", "test_resume.py")) == "some"
-    assert {"slow": "all", "name": "test_full_size_backbones"} in [
-        attributes for rule, attributes in build_targets("tests") if rule == "pytest_test"]
+    assert pytest_targets()["test_full_size_backbones"]["slow"] == "all"
+    assert slowness(parsed_test("test_resume")) == "some"
+    assert commands_used(parsed_test("test_cli")) == {"sfocus_tf", "sfocus_tf.cli"}
+    assert commands_used(parsed_test("test_tuning")) == {"sfocus_tf.cli"}
+    assert commands_used(parsed_test("test_losses")) == set()

@@ -29,12 +29,19 @@ def pytest_test(name, slow = "none", srcs = [], deps = [], data = [], **kwargs):
         data = ["//:pyproject.toml"] + data,
     )
     if slow != "all":
-        native.py_test(name = name, args = ["-m", "'not slow'", "$(location %s)" % src], **dict(common, **kwargs))
+        # A module, not a unit test: on 2 busy cores some take minutes (medium allows 5).
+        fast = dict(common, size = "medium", timeout = "long")
+        native.py_test(
+            name = name,
+            args = ["-m", "'not slow'", "$(location %s)" % src],
+            **dict(fast, **kwargs)
+        )
     if slow != "none":
         native.py_test(
             name = name + "_slow",
             args = ["-m", "slow", "$(location %s)" % src],
             size = "large",
+            timeout = "eternal",  # every backbone at full size, on CPU
             tags = ["slow"],
             **common
         )
