@@ -10,7 +10,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # BAZEL_TESTS: what bazel-test runs (its slow-tagged tests left out); BAZEL_STARTUP: e.g. --batch.
 BAZEL_TESTS ?= //...
 BAZEL_STARTUP ?=
-BAZEL := bazel --output_user_root=$(CURDIR)/.bazel/user --output_base=$(CURDIR)/.bazel/base $(BAZEL_STARTUP)
+BAZEL := bazel --output_user_root=$(CURDIR)/.bazel/output_user_root \
+	--output_base=$(CURDIR)/.bazel/output_base $(BAZEL_STARTUP)
 BAZEL_FLAGS := --repo_env=SFOCUS_VENV=$(abspath $(VENV))
 
 DEMO_RUN := runs/demo
@@ -65,5 +66,5 @@ bench: setup data
 	$(PY) bench/memory.py
 
 clean:
-	[ ! -d .bazel ] || $(BAZEL) clean --expunge
+	[ ! -d .bazel/output_base ] || $(BAZEL) clean --expunge
 	rm -rf $(VENV) *.egg-info .pytest_cache .bazel
