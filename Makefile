@@ -6,10 +6,18 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
+# Bazel (Debian's bazel-bootstrap, 4.2), offline; its outputs stay in .bazel/ (ignored).
+# BAZEL_TESTS: what bazel-test runs (its slow-tagged tests left out); BAZEL_STARTUP: e.g. --batch.
+BAZEL_TESTS ?= //...
+BAZEL_STARTUP ?=
+BAZEL := bazel --output_user_root=$(CURDIR)/.bazel/output_user_root \
+	--output_base=$(CURDIR)/.bazel/output_base $(BAZEL_STARTUP)
+BAZEL_FLAGS := --repo_env=SFOCUS_VENV=$(abspath $(VENV))
+
 DEMO_RUN := runs/demo
 DEMO_EXPORT := savedmodels/fashion_mnist_demo
 
-.PHONY: setup data demo test test-slow bench clean
+.PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +47,17 @@ test: setup data
 test-slow: setup data
 	$(PY) -m pytest -q -m slow
 
+bazel:
+	command -v bazel >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bazel-bootstrap; }
+
+bazel-build: setup bazel
+	$(BAZEL) build $(BAZEL_FLAGS) //...
+
+# The fast tests, as `make test` runs them, one Bazel target per test module.
+bazel-test: setup data bazel
+	$(BAZEL) test $(BAZEL_FLAGS) --test_tag_filters=-slow $(BAZEL_TESTS)
+
 # Ratios measured side by side; docs/benchmarks.md holds a run's tables.
 bench: setup data
 	$(PY) bench/step_time.py
@@ -47,4 +66,5 @@ bench: setup data
 	$(PY) bench/memory.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	[ ! -d .bazel/output_base ] || $(BAZEL) clean --expunge
+	rm -rf $(VENV) *.egg-info .pytest_cache .bazel
