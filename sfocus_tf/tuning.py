@@ -196,9 +196,9 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     strategy = make_strategy(base.strategy)  # before any other TF work
     makedirs(workdir)
     keras.utils.set_random_seed(base.seed)
+    space = space.for_config(base)  # the weights this backbone's terms can use
     train, test, steps_per_epoch = make_datasets(base, preset)
-    hypermodel = SFocusHyperModel(base, space.for_config(base), steps_per_epoch,
-                                  preset=preset)
+    hypermodel = SFocusHyperModel(base, space, steps_per_epoch, preset=preset)
     engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
                         max_trials=max_trials, epochs=base.epochs, seed=base.seed,
                         directory=os.path.join(workdir, "tuner"), strategy=strategy)

@@ -19,6 +19,8 @@ from sfocus_tf.training import learning_rate_schedule, train_and_evaluate
 from sfocus_tf.tuning import SearchSpace
 
 STEPS, EPOCHS, SIZE, SHOWN = 2, 2, 16, 2  # steps per epoch, epochs, image size, overlays
+# The run below uses a plain backbone: no per-class blocks, so no ``bw``.
+PLAIN_BACKBONE_TERMS = tuple(term for term in terms.TERMS if not term.class_blocks)
 
 
 def events(folder) -> dict:
@@ -71,7 +73,7 @@ def test_logged_terms_add_up_to_the_loss(run):
     workdir, _, _ = run
     for folder in ("train", "validation"):
         logged = scalars(workdir / "tensorboard" / folder)
-        parts = [f"epoch_{name}" for name in terms.NAMES + ("l2",)]
+        parts = [f"epoch_{term.name}" for term in PLAIN_BACKBONE_TERMS] + ["epoch_l2"]
         assert logged["epoch_l2"][STEPS] > 0  # the weight decay is in the loss
         for step, loss in logged["epoch_loss"].items():
             assert loss == pytest.approx(sum(logged[tag][step] for tag in parts), rel=1e-5)
@@ -84,7 +86,7 @@ def test_every_scalar_carries_its_description(run):
         for tag, points in events(workdir / "tensorboard" / folder).items():
             described[(folder, tag)] = points[0][1].metadata.summary_description
     assert all(described.values()), [key for key, text in described.items() if not text]
-    for term in terms.TERMS:  # the table's own words, in training and in the test results
+    for term in PLAIN_BACKBONE_TERMS:  # the table's own words, in training and in the test results
         assert described[("train", f"epoch_{term.name}")] == term.description
         assert described[("test", f"test_{term.name}")].endswith(term.description)
     assert "L2" in described[("validation", "epoch_l2")]
@@ -185,8 +187,8 @@ def test_study_writes_one_hparams_table_over_its_runs(tmp_path):
 
 def test_search_writes_one_hparams_table_over_its_trials(tmp_path):
     from sfocus_tf.tuning import write_hparams_config as write_search_config
-    write_search_config(str(tmp_path), SearchSpace.parse("lr=0.01:0.1,sigma=fixed"),
-                        "val_accuracy")
+    space = SearchSpace.parse("lr=0.01:0.1,sigma=fixed").for_config(TrainConfig())
+    write_search_config(str(tmp_path), space, "val_accuracy")
     config = experiment(tmp_path)
     columns = {info.name: info.domain_interval for info in config.hparam_infos}
     assert set(columns) == {"w_as_last", "w_as_in", "w_ac", "theta", "lr"}
