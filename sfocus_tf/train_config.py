@@ -154,6 +154,12 @@ class TrainConfig:
         return cls(**values)
 
 
+# Fields added after runs were written whose value here does what a run from before
+# them did. Not every default qualifies: ``map_activation``'s default changed the
+# method, so its absence in an old config.json is a change.
+ADDED_FIELDS_OFF = {"skip_bad_images": False}
+
+
 def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
     """``"name old -> new"`` for each field where ``config`` differs from ``stored`` (a
     ``config.json``), nested fields as ``sfocus.name``, values as JSON; the
@@ -163,11 +169,13 @@ def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:
     missing = "(absent)"
     old = _flatten(stored)
     new = _flatten(json.loads(json.dumps(config.to_dict())))  # tuples as JSON lists
-    # An added field left at None, or an added loss weight at 0 (a term an older
-    # version did not have), means what its absence meant.
+    # An added field left at None, an added loss weight at 0 (a term an older
+    # version did not have), or an added switch at the value that reproduces the
+    # older behaviour (ADDED_FIELDS_OFF) means what its absence meant.
     weights = {f"sfocus.{field}" for field in terms.WEIGHT_FIELDS}
     added_unset = {name for name, value in new.items() if name not in old
-                   and (value is None or (name in weights and value == 0.0))}
+                   and (value is None or (name in weights and value == 0.0)
+                        or (name in ADDED_FIELDS_OFF and value == ADDED_FIELDS_OFF[name]))}
     names = sorted((set(old) | set(new)) - set(OPERATIONAL_FIELDS) - added_unset)
     return [f"{name} {json.dumps(old[name]) if name in old else missing} -> "
             f"{json.dumps(new[name]) if name in new else missing}"
