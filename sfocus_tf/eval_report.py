@@ -4,7 +4,8 @@
                     dataset and split
     eval.md         the metrics that are fractions, and the most confused class
                     pairs, as Markdown tables
-    overlays.png    image | true class | confusing class, for the first examples
+    overlays.png    image | true and confusing class at the last and the inner
+                    layer, for the first examples
 
 ``evaluation`` computes the results; this module only writes them.
 """
