@@ -2,7 +2,7 @@
 
     python bench/serving.py [--model=resnet20] [--dataset=fashion_mnist] [--calls=200]
 
-Exports an SFocusModel (weights do not change latency) with ``sfocus_tf.export``,
+Exports an SFocusModel (weights do not change latency) with ``sfocus_tf.serving.export``,
 loads it with ``tf.saved_model.load`` and calls each signature with uint8 batches
 of 1 and 32 images; reports p50 and p99 latency per call, and p50 per image.
 """
@@ -21,9 +21,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from sfocus_tf import data  # noqa: E402
-from sfocus_tf.export import export_saved_model  # noqa: E402
-from sfocus_tf.train_config import TrainConfig  # noqa: E402
-from sfocus_tf.training import build_model  # noqa: E402
+from sfocus_tf.serving.export import export_saved_model  # noqa: E402
+from sfocus_tf.configs.train_config import TrainConfig  # noqa: E402
+from sfocus_tf.training.train import build_model  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset (input size, normalisation).")

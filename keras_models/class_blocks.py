@@ -10,7 +10,7 @@ pooled channels of block c. Its ``kernel`` property is the equivalent block-diag
 [C * k, C] dense kernel, so Grad-CAM of class c on the concatenated map (which weighs
 every channel by the kernel's column c) is exactly Grad-CAM on block c: the other
 blocks' channels get weight 0. Everything that reads ``classifier.kernel`` (the
-closed-form CAM of ``sfocus_tf.attention``, export, evaluation, overlays) therefore
+closed-form CAM of ``sfocus_tf.modeling.gradcam``, export, evaluation, overlays) therefore
 works unchanged.
 """
 

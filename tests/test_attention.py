@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import numpy_reference as ref
 from sfocus_tf import SFocusConfig, SFocusModel, attention_maps
-from sfocus_tf.attention import cam, compute_attention, normalize_maps, select_classes
+from sfocus_tf.modeling.gradcam import cam, compute_attention, normalize_maps, select_classes
 from tiny import tiny_backbone
 
 

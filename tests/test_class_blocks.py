@@ -8,10 +8,10 @@ import tensorflow as tf
 import keras_models
 import numpy_reference as ref
 from sfocus_tf import SFocusConfig, SFocusModel, attention_maps, data
-from sfocus_tf.attention import compute_attention
-from sfocus_tf.config import GRADCAM_READING
-from sfocus_tf.export import export_saved_model
-from sfocus_tf.training import dtype_policy
+from sfocus_tf.modeling.gradcam import compute_attention
+from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.serving.export import export_saved_model
+from sfocus_tf.training.train import dtype_policy
 
 CLASSES, WIDTH, SHAPE = 3, 2, (12, 12, 1)
 

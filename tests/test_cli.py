@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import sfocus_tf
-from sfocus_tf import quiet_start
+from sfocus_tf.common import quiet_start
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_GPU = not glob.glob("/dev/nvidia[0-9]*")

@@ -8,8 +8,8 @@ import pytest
 from fake_data import write_fake_fashion
 from sfocus_tf import data
 from sfocus_tf.data import cluttered, fashion_mnist
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import train_and_evaluate
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import train_and_evaluate
 
 
 def garments(rng, count=12):

@@ -5,10 +5,11 @@ import dataclasses
 import pytest
 from absl import flags
 
-from sfocus_tf import recipes, terms
-from sfocus_tf.config_flags import (config_from_flags, config_to_flags, define_flags,
+from sfocus_tf.configs import recipes
+from sfocus_tf.modeling import terms
+from sfocus_tf.common.config_flags import (config_from_flags, config_to_flags, define_flags,
                                     flag_fields)
-from sfocus_tf.train_config import APPLICATION_FIELDS, TrainConfig
+from sfocus_tf.configs.train_config import APPLICATION_FIELDS, TrainConfig
 
 FIELDS = list(flag_fields(TrainConfig))
 # The fields of --model=application are set together with it.

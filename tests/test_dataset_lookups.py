@@ -4,11 +4,12 @@ down (training: test_training; tuning: test_tuning; studies: test_reproduce)."""
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf import SFocusModel, run_dir
-from sfocus_tf.evaluation import evaluate_run
-from sfocus_tf.export import export_run
-from sfocus_tf.files import save_model, write_json
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf import SFocusModel
+from sfocus_tf.configs import run_dir
+from sfocus_tf.evaluation.evaluate import evaluate_run
+from sfocus_tf.serving.export import export_run
+from sfocus_tf.common.files import save_model, write_json
+from sfocus_tf.configs.train_config import TrainConfig
 from tiny import tiny_backbone
 
 

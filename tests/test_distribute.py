@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf import distribute
-from sfocus_tf.files import read_json
+from sfocus_tf.training import distribute
+from sfocus_tf.common.files import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed", "worker.py")

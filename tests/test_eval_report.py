@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from sfocus_tf import eval_report, overlays
+from sfocus_tf.evaluation import overlays, report
 
 RESULTS = {"accuracy": 0.75, "examples": 8, "dataset": "fashion_mnist", "split": "test",
            "most_confused_pairs": [{"true": "Shirt", "confused_with": "T-shirt/top",
@@ -10,7 +10,7 @@ RESULTS = {"accuracy": 0.75, "examples": 8, "dataset": "fashion_mnist", "split":
 
 
 def test_markdown_lists_the_float_metrics_and_the_confused_pairs():
-    text = eval_report.markdown_report(RESULTS, "fashion_mnist (test): runs/x")
+    text = report.markdown_report(RESULTS, "fashion_mnist (test): runs/x")
     assert text.startswith("# fashion_mnist (test): runs/x\n")
     assert "| accuracy | 0.7500 |" in text
     assert "| examples | 8" not in text  # counts and names are in eval.json only
@@ -18,7 +18,7 @@ def test_markdown_lists_the_float_metrics_and_the_confused_pairs():
 
 
 def test_without_pairs_there_is_no_pairs_table():
-    text = eval_report.markdown_report({"mAP": 0.5}, "voc")
+    text = report.markdown_report({"mAP": 0.5}, "voc")
     assert "confused with" not in text and "| mAP | 0.5000 |" in text
 
 
@@ -26,8 +26,8 @@ def test_write_report_writes_the_three_files(tmp_path):
     grid = np.zeros((4, 6, 3), np.uint8)
     grid[:, :3] = 255
     out = tmp_path / "new" / "eval"
-    eval_report.write_report(str(out), RESULTS, title="t", overlay_grid=grid)
+    report.write_report(str(out), RESULTS, title="t", overlay_grid=grid)
     assert sorted(p.name for p in out.iterdir()) == ["eval.json", "eval.md", "overlays.png"]
     assert json.loads((out / "eval.json").read_text()) == RESULTS
-    assert (out / "eval.md").read_text() == eval_report.markdown_report(RESULTS, "t")
+    assert (out / "eval.md").read_text() == report.markdown_report(RESULTS, "t")
     np.testing.assert_array_equal(overlays.load_png(str(out / "overlays.png")), grid)

@@ -5,16 +5,16 @@ import pytest
 import tensorflow_datasets as tfds
 from sklearn.metrics import average_precision_score
 
-from sfocus_tf import eval_metrics as evaluation
+from sfocus_tf.evaluation import metrics
 from sfocus_tf.data import image_folder
-from sfocus_tf.evaluation import evaluate_run
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import train_and_evaluate
+from sfocus_tf.evaluation.evaluate import evaluate_run
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import train_and_evaluate
 
 
 def test_box_masks_use_pixel_centres():
     boxes = np.array([[[0.0, 0.0, 0.5, 0.25], [0, 0, 0, 0]]])  # second row is padding
-    mask = evaluation.box_masks(boxes, 4, 4)[0]
+    mask = metrics.box_masks(boxes, 4, 4)[0]
     expected = np.zeros((4, 4), bool)
     expected[:2, :1] = True
     np.testing.assert_array_equal(mask, expected)
@@ -26,10 +26,10 @@ def test_energy_and_pointing_game():
     maps[1, 3, 3] = 1.0  # all outside
     masks = np.zeros((3, 4, 4), bool)
     masks[:, :2, :2] = True
-    np.testing.assert_allclose(evaluation.energy_inside(maps, masks), [0.75, 0.0, 0.0])
+    np.testing.assert_allclose(metrics.energy_inside(maps, masks), [0.75, 0.0, 0.0])
     # the third map is zero everywhere: argmax says pixel (0, 0), inside the box, but an
     # empty map points nowhere and scores a miss
-    np.testing.assert_array_equal(evaluation.pointing_game(maps, masks), [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(metrics.pointing_game(maps, masks), [1.0, 0.0, 0.0])
 
 
 def test_average_precision_matches_scikit_learn(rng):
@@ -37,10 +37,10 @@ def test_average_precision_matches_scikit_learn(rng):
     labels = (rng.random((50, 6)) < 0.3).astype(int)
     labels[0] = 1
     for c in range(6):
-        assert evaluation.average_precision(scores[:, c], labels[:, c]) == pytest.approx(
+        assert metrics.average_precision(scores[:, c], labels[:, c]) == pytest.approx(
             average_precision_score(labels[:, c], scores[:, c]))
     expected = np.mean([average_precision_score(labels[:, c], scores[:, c]) for c in range(6)])
-    assert evaluation.mean_average_precision(scores, labels) == pytest.approx(expected)
+    assert metrics.mean_average_precision(scores, labels) == pytest.approx(expected)
 
 
 def test_attention_summary_reports_empty_maps_and_boxes():
@@ -53,7 +53,7 @@ def test_attention_summary_reports_empty_maps_and_boxes():
               "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1)),
               "logits": np.eye(4, 3), "labels": np.array([0, 1, 2, 0]),
               "target_class": np.array([0, 1, 2, 0]), "confusing_class": np.array([1, 0, 0, 2])}
-    totals = evaluation.MetricTotals(multi_label=False)
+    totals = metrics.MetricTotals(multi_label=False)
     totals.add(arrays)
     summary = totals.attention_summary()
     assert summary["empty_target_map"] == 0.5 and summary["empty_confusing_map"] == 0.25
@@ -67,7 +67,7 @@ def test_top_k_accuracy(rng):
     labels = rng.integers(0, 7, 40)
     ranks = (logits > logits[np.arange(40), labels][:, None]).sum(axis=1)
     for k in (1, 3, 5):
-        assert evaluation.top_k_accuracy(logits, labels, k) == pytest.approx(np.mean(ranks < k))
+        assert metrics.top_k_accuracy(logits, labels, k) == pytest.approx(np.mean(ranks < k))
 
 
 def test_confused_pairs_counts_and_overlap():
@@ -75,7 +75,7 @@ def test_confused_pairs_counts_and_overlap():
     confusing = np.array([1, 1, 2, 0, 0, 0])
     predicted = np.eye(3, dtype=bool)[[1, 0, 0, 0, 1, 2]]
     overlap = np.array([0.2, 0.4, 0.9, 0.1, 0.3, 0.5])
-    pairs = evaluation.confused_pairs(true_class=true, confusing_class=confusing,
+    pairs = metrics.confused_pairs(true_class=true, confusing_class=confusing,
                                       predicted=predicted, overlap=overlap)
     assert pairs[0] == {"true": 0, "confused_with": 1, "examples": 2, "errors": 1,
                         "mean_overlap": pytest.approx(0.3)}

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 import keras_models
 from sfocus_tf import SFocusModel, data
-from sfocus_tf import version_dirs
-from sfocus_tf.export import export_saved_model, next_version
+from sfocus_tf.serving import version_dirs
+from sfocus_tf.serving.export import export_saved_model, next_version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_BATCH_SIZE = 6  # small, so that the contract check can send one image too many

@@ -1,4 +1,4 @@
-"""sfocus_tf.files: durable atomic writes on any tf.io.gfile file system, and the
+"""sfocus_tf.common.files: durable atomic writes on any tf.io.gfile file system, and the
 one-line errors of the commands when files cannot be written."""
 
 import errno
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from fake_data import write_fake_fashion
-from sfocus_tf import files, versions
+from sfocus_tf.common import files, versions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,10 +147,10 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
     """A tiny run with ``workdir=ram://...`` (TensorFlow's in-memory file system; gs://
     goes through the same code): every artefact in it, nothing local; a leftover
     TF_CONFIG of another job's second worker changes nothing (one-machine strategy)."""
-    from sfocus_tf.evaluation import evaluate_run
-    from sfocus_tf.run_dir import load_run
-    from sfocus_tf.train_config import TrainConfig
-    from sfocus_tf.training import train_and_evaluate
+    from sfocus_tf.evaluation.evaluate import evaluate_run
+    from sfocus_tf.configs.run_dir import load_run
+    from sfocus_tf.configs.train_config import TrainConfig
+    from sfocus_tf.training.train import train_and_evaluate
 
     data_dir = write_fake_fashion(tmp_path, 40)
     local = tmp_path / "cwd"

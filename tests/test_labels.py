@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from sfocus_tf import SFocusConfig, SFocusModel, cli
-from sfocus_tf.validation import check_labels, failed_check
+from sfocus_tf.modeling.input_checks import check_labels, failed_check
 from tiny import tiny_backbone
 
 IMAGES = np.zeros((4, 12, 12, 3), np.float32)

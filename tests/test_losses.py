@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from sfocus_tf import losses
+from sfocus_tf.modeling import losses
 
 
 def random_maps(rng, shape):

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from sfocus_tf import maps as maps_lib
+from sfocus_tf.modeling import maps as maps_lib
 
 
 def test_resize_matches_hand_written_bilinear_and_tf_image(rng):

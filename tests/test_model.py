@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import sfocus_tf.model
+import sfocus_tf.modeling.sfocus_model
 from sfocus_tf import SFocusConfig, SFocusModel
 from tiny import tiny_backbone
 
@@ -100,7 +100,7 @@ def test_baseline_is_a_plain_keras_step(rng, monkeypatch):
     def no_attention(*args, **kwargs):
         raise AssertionError("the baseline must not compute attention")
 
-    monkeypatch.setattr(sfocus_tf.model, "compute_attention", no_attention)
+    monkeypatch.setattr(sfocus_tf.modeling.sfocus_model, "compute_attention", no_attention)
     terms, grads = gradients(model, images, labels)
     assert set(terms) == {"ce", "loss", "logits"}
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

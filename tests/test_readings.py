@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from sfocus_tf import SFocusConfig, SFocusModel, attention_maps, losses
-from sfocus_tf.attention import activate, class_scores
-from sfocus_tf.config import GRADCAM_READING
-from sfocus_tf.evaluation import attention_statistics
+from sfocus_tf import SFocusConfig, SFocusModel, attention_maps
+from sfocus_tf.modeling import losses
+from sfocus_tf.modeling.gradcam import activate, class_scores
+from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.evaluation.evaluate import attention_statistics
 from tiny import tiny_backbone
 
 READINGS = [dict(class_score=score, map_activation=activation, gradcam_weights=weights)

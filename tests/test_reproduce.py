@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from fake_data import write_fake_fashion
-from sfocus_tf.config import SFocusConfig
-from sfocus_tf.reproduction import ARMS, arm_config, compare_overlays, run_study
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.modeling.sfocus_config import SFocusConfig
+from sfocus_tf.studies.reproduction import ARMS, arm_config, compare_overlays, run_study
+from sfocus_tf.configs.train_config import TrainConfig
 
 
 def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups):
@@ -79,7 +79,7 @@ def test_summary_of_a_study_in_progress_uses_the_finished_runs():
     runs = {"baseline": {0: run(0.80), 1: run(0.82)},
             "a": {0: run(0.83), 1: run(0.81)},
             "b": {1: run(0.90)}}  # seed 0 not finished yet
-    from sfocus_tf.reproduction import markdown, summarise
+    from sfocus_tf.studies.reproduction import markdown, summarise
     summary = summarise(runs, TrainConfig(), [0, 1])
     assert summary["arms"]["a"]["accuracy_difference"]["mean"] == pytest.approx(0.01)
     assert summary["arms"]["a"]["better_than_baseline_in"] == 1

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from sfocus_tf import SFocusModel, data
-from sfocus_tf.export import export_saved_model
+from sfocus_tf.serving.export import export_saved_model
 from tiny import tiny_backbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sfocus_tf import SFocusConfig, SFocusModel, eval_metrics, evaluation, overlays
+from sfocus_tf import SFocusConfig, SFocusModel
+from sfocus_tf.evaluation import evaluate, metrics, overlays
 from tiny import tiny_backbone
 
 NUM_CLASSES = 6
@@ -25,17 +26,17 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
     if "boxes" in arrays:
         height, width = arrays["image_hw"]
         maps = overlays.upsample(arrays["target_last"], height, width)
-        masks = eval_metrics.box_masks(arrays["boxes"], height, width)
-        results["energy_inside_box"] = float(eval_metrics.energy_inside(maps, masks).mean())
-        results["pointing_game"] = float(eval_metrics.pointing_game(maps, masks).mean())
+        masks = metrics.box_masks(arrays["boxes"], height, width)
+        results["energy_inside_box"] = float(metrics.energy_inside(maps, masks).mean())
+        results["pointing_game"] = float(metrics.pointing_game(maps, masks).mean())
     if multi_label:
-        results["mAP"] = eval_metrics.mean_average_precision(logits, labels)
+        results["mAP"] = metrics.mean_average_precision(logits, labels)
         predicted, true_class = logits > 0, arrays["target_class"]
     else:
         predicted = np.eye(logits.shape[1], dtype=bool)[logits.argmax(axis=1)]
         true_class = labels
-        results["accuracy"] = eval_metrics.top_k_accuracy(logits, labels, 1)
-        results["top5_accuracy"] = eval_metrics.top_k_accuracy(logits, labels, 5)
+        results["accuracy"] = metrics.top_k_accuracy(logits, labels, 1)
+        results["top5_accuracy"] = metrics.top_k_accuracy(logits, labels, 5)
     groups = {}
     for index, pair in enumerate(zip(true_class.tolist(), arrays["confusing_class"].tolist())):
         groups.setdefault(pair, []).append(index)
@@ -75,7 +76,7 @@ def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_batch_by_batch_equals_the_full_array_computation(rng, multi_label):
     batches = random_batches(rng, multi_label)
-    totals = eval_metrics.MetricTotals(multi_label)
+    totals = metrics.MetricTotals(multi_label)
     for batch in batches:
         totals.add(batch)
     whole = {key: (np.concatenate([b[key] for b in batches]) if key != "image_hw"
@@ -113,7 +114,7 @@ def peak_python_memory(model, dataset) -> int:
     dataset itself is built before measuring)."""
     tracemalloc.start()
     try:
-        evaluation.accumulate(model, dataset, verbose=0).summary()
+        evaluate.accumulate(model, dataset, verbose=0).summary()
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -131,22 +132,22 @@ def test_memory_does_not_grow_with_the_dataset():
 def test_evaluation_shows_progress_and_equals_whole_batch_results(capsys):
     model = tiny_model()
     dataset = boxed_batches(3)
-    totals = evaluation.accumulate(model, dataset, verbose=2)
+    totals = evaluate.accumulate(model, dataset, verbose=2)
     assert capsys.readouterr().out.count("3/3") == 1  # Keras' one line when not a TTY
     assert totals.examples == 24
     (images, labels, boxes), = dataset.unbatch().batch(24)
-    whole = evaluation.batch_arrays(model, (images, labels, boxes))
+    whole = evaluate.batch_arrays(model, (images, labels, boxes))
     expected = reference_summary(whole, multi_label=False)
     got = totals.summary()
     for key in ("accuracy", "top5_accuracy", "attention_overlap", "pointing_game",
                 "energy_inside_box"):
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
-    evaluation.accumulate(model, dataset, verbose=0)
+    evaluate.accumulate(model, dataset, verbose=0)
     assert capsys.readouterr().out == ""
-    evaluation.accumulate(model, dataset.filter(lambda *batch: True), verbose=2)  # size unknown
+    evaluate.accumulate(model, dataset.filter(lambda *batch: True), verbose=2)  # size unknown
     assert len(capsys.readouterr().out.strip().splitlines()) == 1
     # the final evaluation after training: model.evaluate's line, then the attention pass's
-    results = evaluation.evaluate(model, dataset.map(lambda x, y, b: (x, y)), verbose=2,
+    results = evaluate.evaluate(model, dataset.map(lambda x, y, b: (x, y)), verbose=2,
                                   attention_dataset=dataset)
     assert capsys.readouterr().out.count("3/3") == 2
     assert results["test_examples"] == 24

@@ -11,12 +11,15 @@ from PIL import Image
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from fake_data import write_fake_fashion
-from sfocus_tf import SFocusConfig, hparams, overlays, terms, tensorboard_logs
-from sfocus_tf.files import read_json
-from sfocus_tf.reproduction import write_hparams_config
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import learning_rate_schedule, train_and_evaluate
-from sfocus_tf.tuning import SearchSpace
+from sfocus_tf import SFocusConfig
+from sfocus_tf.training import hparams, tensorboard_logs
+from sfocus_tf.evaluation import overlays
+from sfocus_tf.modeling import terms
+from sfocus_tf.common.files import read_json
+from sfocus_tf.studies.reproduction import write_hparams_config
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import learning_rate_schedule, train_and_evaluate
+from sfocus_tf.studies.tuning import SearchSpace
 
 STEPS, EPOCHS, SIZE, SHOWN = 2, 2, 16, 2  # steps per epoch, epochs, image size, overlays
 # The run below uses a plain backbone: no per-class blocks, so no ``bw``.
@@ -186,7 +189,7 @@ def test_study_writes_one_hparams_table_over_its_runs(tmp_path):
 
 
 def test_search_writes_one_hparams_table_over_its_trials(tmp_path):
-    from sfocus_tf.tuning import write_hparams_config as write_search_config
+    from sfocus_tf.studies.tuning import write_hparams_config as write_search_config
     space = SearchSpace.parse("lr=0.01:0.1,sigma=fixed").for_config(TrainConfig())
     write_search_config(str(tmp_path), space, "val_accuracy")
     config = experiment(tmp_path)

@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 import keras_models
-from sfocus_tf import SFocusConfig, SFocusModel, finite, metrics, terms, tuning
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf import SFocusConfig, SFocusModel
+from sfocus_tf.training import finite
+from sfocus_tf.modeling import fit_metrics, terms
+from sfocus_tf.studies import tuning
+from sfocus_tf.configs.train_config import TrainConfig
 from tiny import tiny_backbone
 
 
@@ -17,7 +20,7 @@ def batch(rng, n=4):
 
 def test_every_term_is_logged_checked_and_weighted_by_a_config_field():
     for term in terms.TERMS:
-        assert term.name in metrics.LOSS_METRICS and term.name in finite.TERMS
+        assert term.name in fit_metrics.LOSS_METRICS and term.name in finite.TERMS
         assert term.name in SFocusConfig().term_weights
         if term.weight:
             assert hasattr(SFocusConfig(), term.weight)

@@ -13,9 +13,9 @@ import tensorflow_datasets as tfds
 
 from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
-from sfocus_tf.files import read_json
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import train_and_evaluate
+from sfocus_tf.common.files import read_json
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="resnet8", batch_size=8, steps_per_epoch=3, eval_steps=2,
@@ -133,8 +133,8 @@ def test_bad_flags_end_with_one_line(tmp_path, flag, message):
 def test_library_modules_define_no_command_line_flags():
     """Flags belong to the sfocus-* entry points; a library import that defined them
     would clash with a user's own absl flags (or with a second command's)."""
-    code = ("import sfocus_tf, sfocus_tf.training, sfocus_tf.tuning, sfocus_tf.evaluation, "
-            "sfocus_tf.reproduction, sfocus_tf.export, sfocus_tf.distribute\n"
+    code = ("import sfocus_tf, sfocus_tf.training.train, sfocus_tf.studies.tuning, sfocus_tf.evaluation.evaluate, "
+            "sfocus_tf.studies.reproduction, sfocus_tf.serving.export, sfocus_tf.training.distribute\n"
             "from absl import flags\n"
             "print(sorted(name for name in flags.FLAGS if name in "
             "('workdir', 'dataset', 'model', 'epochs')))")
@@ -147,7 +147,7 @@ def test_library_modules_define_no_command_line_flags():
 def test_application_backbone_starts_from_a_local_weights_file(tmp_path):
     """--model=application --weights=FILE: the backbone starts from the file's weights
     (offline; --weights=imagenet takes the same path after Keras' download)."""
-    from sfocus_tf.training import build_model
+    from sfocus_tf.training.train import build_model
     saved = keras.applications.MobileNetV2(include_top=False, weights=None,
                                            input_shape=(32, 32, 3))
     path = str(tmp_path / "mobilenet.weights.h5")

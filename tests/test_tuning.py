@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.tuning import SFocusHyperModel, SearchSpace, apply_values, search
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.studies.tuning import SFocusHyperModel, SearchSpace, apply_values, search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -114,7 +114,7 @@ def test_failed_trials_are_reported_and_fail_the_command(tmp_path):
                                           ("bayesian", "BayesianOptimizationOracle"),
                                           ("hyperband", "HyperbandOracle")])
 def test_every_tuner_kind_is_built_with_the_objective(tmp_path, kind, oracle):
-    from sfocus_tf.tuning import make_tuner
+    from sfocus_tf.studies.tuning import make_tuner
     hypermodel = SFocusHyperModel(base_config(tmp_path).resolve(), SearchSpace(), 2)
     options = dict(objective="val_loss", direction="min", max_trials=3, epochs=2, seed=0)
     tuner = make_tuner(kind, hypermodel, directory=str(tmp_path / kind), **options)

@@ -11,8 +11,8 @@ import tensorflow as tf
 from absl import app, flags
 
 import sfocus_tf
-from sfocus_tf.quiet_start import filtered_stderr
-from sfocus_tf.validation import failed_check
+from sfocus_tf.common.quiet_start import filtered_stderr
+from sfocus_tf.modeling.input_checks import failed_check
 
 _HELP = {"-?", "-h", "-help", "--help", "--helpshort", "--helpfull", "--helpxml"}
 # Command name -> module (sfocus_tf.cli.<module>); the console script is sfocus-<name>.

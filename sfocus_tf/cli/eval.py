@@ -18,7 +18,7 @@ import os
 from absl import flags
 
 from sfocus_tf import cli
-from sfocus_tf.evaluation import evaluate_run
+from sfocus_tf.evaluation.evaluate import evaluate_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")

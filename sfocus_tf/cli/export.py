@@ -14,7 +14,7 @@ import os
 from absl import flags
 
 from sfocus_tf import cli
-from sfocus_tf.export import export_run
+from sfocus_tf.serving.export import export_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's directory (model.keras, config.json).")

@@ -4,9 +4,9 @@
     sfocus-reproduce --config=fashion_mnist_study --grid=readings --workdir=studies/fm
     sfocus-reproduce --config=cifar100 --seeds=0,1,2 --workdir=runs/c100 --data_dir=...
 
---config names a recipe (sfocus_tf.recipes); the training flags override its fields
+--config names a recipe (sfocus_tf.configs.recipes); the training flags override its fields
 as in sfocus-train. The sfocus arm trains the resulting SFocusConfig, the other arms
-their own readings. See ``sfocus_tf.reproduction``; the table goes to
+their own readings. See ``sfocus_tf.studies.reproduction``; the table goes to
 ``<workdir>/results.md``.
 """
 
@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from absl import flags
 
-from sfocus_tf import cli, config_flags, recipes
-from sfocus_tf.reproduction import ARMS, GRIDS, compare_overlays, markdown, run_study
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf import cli
+from sfocus_tf.common import config_flags
+from sfocus_tf.configs import recipes
+from sfocus_tf.studies.reproduction import ARMS, GRIDS, compare_overlays, markdown, run_study
+from sfocus_tf.configs.train_config import TrainConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "fashion_mnist_cpu", recipes.names(),

@@ -4,7 +4,7 @@
     sfocus-train --dataset=cifar10 --model=resnet20 --epochs=10 --workdir=runs/c10
     sfocus-train --flagfile=run.flags --baseline --workdir=runs/base
 
---config names a recipe (sfocus_tf.recipes); every other training flag set on the
+--config names a recipe (sfocus_tf.configs.recipes); every other training flag set on the
 command line or in a flagfile overrides the recipe's field. Schedule fields left
 unset take the dataset's (recipes.DATASET_SCHEDULES). Restarting with the same
 --workdir resumes from the last backup, at its step; a changed config is refused
@@ -17,9 +17,11 @@ import os
 
 from absl import flags
 
-from sfocus_tf import cli, config_flags, recipes
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import train_and_evaluate
+from sfocus_tf import cli
+from sfocus_tf.common import config_flags
+from sfocus_tf.configs import recipes
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import train_and_evaluate
 
 FLAGS = flags.FLAGS
 

@@ -17,7 +17,7 @@ from absl import flags
 
 from sfocus_tf import cli
 from sfocus_tf.cli import train  # also defines the training flags, reused here
-from sfocus_tf.tuning import TUNERS, SearchSpace, search
+from sfocus_tf.studies.tuning import TUNERS, SearchSpace, search
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("tuner", "random", list(TUNERS), "Search algorithm.")

@@ -1,6 +1,6 @@
 """What each dataset is: source, classes, image size, statistics, boxes, labels.
 
-How to train on it (schedule, epochs, batch) is a recipe: ``sfocus_tf.recipes``."""
+How to train on it (schedule, epochs, batch) is a recipe: ``sfocus_tf.configs.recipes``."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def main():
         cpu, = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from sfocus_tf.distribute import make_strategy
+    from sfocus_tf.training.distribute import make_strategy
     strategy = make_strategy(args.strategy)
 
     import keras

@@ -21,9 +21,9 @@ import tensorflow as tf  # noqa: E402
 
 tf.config.experimental.enable_op_determinism()
 
-from sfocus_tf import training  # noqa: E402
-from sfocus_tf.checkpointing import BackupAndResume  # noqa: E402
-from sfocus_tf.train_config import TrainConfig  # noqa: E402
+from sfocus_tf.training import train  # noqa: E402
+from sfocus_tf.training.checkpointing import BackupAndResume  # noqa: E402
+from sfocus_tf.configs.train_config import TrainConfig  # noqa: E402
 
 # 3 epochs of 5 steps, a backup every 2 steps and at each epoch end (steps 2, 4, 5,
 # 7, 9, 10, 12, 14, 15): most kills fall between backups and inside an epoch.
@@ -49,9 +49,9 @@ def main(data_dir, workdir, kill_at, strategy="auto"):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     KilledAt.kill_at = int(kill_at)
-    training.BackupAndResume = KilledAt
+    train.BackupAndResume = KilledAt
     config = TrainConfig(data_dir=data_dir, strategy=strategy, **CONFIG)
-    model, metrics = training.train(config, workdir)
+    model, metrics = train.train(config, workdir)
     # The trained variables alone: under MirroredStrategy each replica keeps its own
     # BatchNorm moving statistics, and a backup holds their mean.
     digest = hashlib.sha256()

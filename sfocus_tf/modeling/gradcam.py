@@ -21,9 +21,9 @@ from typing import Iterable
 import tensorflow as tf
 
 from keras_models.batch_norm import statistics_hidden_from
-from sfocus_tf.config import CHOICES
-from sfocus_tf.losses import EPS
-from sfocus_tf.validation import check_images, check_labels
+from sfocus_tf.modeling.sfocus_config import CHOICES
+from sfocus_tf.modeling.losses import EPS
+from sfocus_tf.modeling.input_checks import check_images, check_labels
 
 MAP_NAMES = ("target_last", "confusing_last", "target_inner", "confusing_inner")
 

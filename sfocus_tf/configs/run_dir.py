@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import keras
 
-from sfocus_tf.files import exists, join, local_copy, read_json
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.common.files import exists, join, local_copy, read_json
+from sfocus_tf.configs.train_config import TrainConfig
 
 CONFIG = "config.json"
 BACKUP = "backup"

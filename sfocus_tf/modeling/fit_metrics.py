@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from sfocus_tf import terms
+from sfocus_tf.modeling import terms
 
 # Batch means, reported where the step computed them: the objective, its terms
 # (terms.TERMS), the regularisation losses (model.losses: weight decay) and the

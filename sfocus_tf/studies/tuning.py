@@ -27,12 +27,14 @@ import keras
 import keras_tuner as kt
 from tensorboard.plugins.hparams import api as hparams_api
 
-from sfocus_tf import distribute, hparams, run_dir, tensorboard_logs, terms
-from sfocus_tf.evaluation import progress_verbosity
-from sfocus_tf.files import makedirs, write_json, write_text
-from sfocus_tf.config_flags import config_to_flags
-from sfocus_tf.train_config import TrainConfig
-from sfocus_tf.training import compiled_model, make_datasets
+from sfocus_tf.training import distribute, hparams, tensorboard_logs
+from sfocus_tf.configs import run_dir
+from sfocus_tf.modeling import terms
+from sfocus_tf.evaluation.evaluate import progress_verbosity
+from sfocus_tf.common.files import makedirs, write_json, write_text
+from sfocus_tf.common.config_flags import config_to_flags
+from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.training.train import compiled_model, make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
 SFOCUS_PARAMETERS = terms.WEIGHT_FIELDS + ("sigma", "theta")

@@ -1,7 +1,7 @@
 """Accuracy and attention quality of a trained model over a dataset.
 
 One loop, ``accumulate``, runs the model and its attention batch by batch and adds
-each batch to ``eval_metrics.MetricTotals`` (the NumPy metrics): accuracy (top-1,
+each batch to ``metrics.MetricTotals`` (the NumPy metrics): accuracy (top-1,
 top-5) or mAP, attention overlap of the true and the confusing class, cross-layer
 consistency, localisation inside ground-truth boxes (share of attention energy,
 pointing game), and the most confused class pairs. Memory stays that of one batch,
@@ -18,10 +18,13 @@ import weakref
 import keras
 import tensorflow as tf
 
-from sfocus_tf import data, eval_report, losses, overlays, run_dir
-from sfocus_tf.attention import attention_maps
-from sfocus_tf.config import GRADCAM_READING
-from sfocus_tf.eval_metrics import MetricTotals
+from sfocus_tf import data
+from sfocus_tf.evaluation import overlays, report
+from sfocus_tf.modeling import losses
+from sfocus_tf.configs import run_dir
+from sfocus_tf.modeling.gradcam import attention_maps
+from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.evaluation.metrics import MetricTotals
 
 
 def attention_statistics(model, images, labels) -> dict:
@@ -148,7 +151,7 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     results = totals.summary(names)
     results.update(dataset=config.dataset, split=split or preset.test_split)
     images, labels = data.first_examples(load(False), num_overlays)
-    eval_report.write_report(output_dir, results,
+    report.write_report(output_dir, results,
                              title=f"{config.dataset} ({results['split']}): {workdir}",
                              overlay_grid=overlays.render(model, images, labels, names))
     return results

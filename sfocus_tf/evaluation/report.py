@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from sfocus_tf import overlays
-from sfocus_tf.files import makedirs, write_json, write_text
+from sfocus_tf.evaluation import overlays
+from sfocus_tf.common.files import makedirs, write_json, write_text
 
 RESULTS = "eval.json"
 MARKDOWN = "eval.md"

@@ -8,10 +8,11 @@ from typing import Any, Mapping
 
 import keras_models
 from keras_models.applications import application_names
-from sfocus_tf import data, terms
-from sfocus_tf.config import SFocusConfig
-from sfocus_tf.config_flags import choices_of, option
-from sfocus_tf.distribute import STRATEGIES
+from sfocus_tf import data
+from sfocus_tf.modeling import terms
+from sfocus_tf.modeling.sfocus_config import SFocusConfig
+from sfocus_tf.common.config_flags import choices_of, option
+from sfocus_tf.training.distribute import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
@@ -125,7 +126,7 @@ class TrainConfig:
         """The config with the dataset's schedule in every field left at None, and
         the dataset's kind of labels; ``preset``: ``self.preset()`` if the caller
         has it already."""
-        from sfocus_tf import recipes  # here: recipes build TrainConfigs
+        from sfocus_tf.configs import recipes  # here: recipes build TrainConfigs
         preset = self.preset() if preset is None else preset
         values = {name: value for name, value in recipes.dataset_schedule(self.dataset).items()
                   if getattr(self, name) is None}

@@ -1,6 +1,6 @@
 """``train_and_evaluate(config, workdir)``: one SFOCUS (or baseline) training run.
 
-It writes a run directory (``sfocus_tf.run_dir``: config.json, backup/,
+It writes a run directory (``sfocus_tf.configs.run_dir``: config.json, backup/,
 tensorboard/, attention/, model.keras, metrics.json), each file atomically.
 
 Restarting with the same workdir resumes from the newest backup, at the step it was
@@ -23,13 +23,17 @@ import tensorflow as tf
 from absl import logging
 
 import keras_models
-from sfocus_tf import (data, distribute, evaluation, files, hparams, overlays, run_dir,
-                       tensorboard_logs)
-from sfocus_tf.checkpointing import BackupAndResume
-from sfocus_tf.files import save_model, write_json
-from sfocus_tf.finite import StopOnNonFiniteLoss, check_finite_weights
-from sfocus_tf.model import SFocusModel
-from sfocus_tf.train_config import TrainConfig, config_changes
+from sfocus_tf import data
+from sfocus_tf.training import distribute, hparams, tensorboard_logs
+from sfocus_tf.evaluation import overlays
+from sfocus_tf.evaluation.evaluate import evaluate
+from sfocus_tf.common import files
+from sfocus_tf.configs import run_dir
+from sfocus_tf.training.checkpointing import BackupAndResume
+from sfocus_tf.common.files import save_model, write_json
+from sfocus_tf.training.finite import StopOnNonFiniteLoss, check_finite_weights
+from sfocus_tf.modeling.sfocus_model import SFocusModel
+from sfocus_tf.configs.train_config import TrainConfig, config_changes
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -234,7 +238,7 @@ def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, work
         fit_from_backup(model, config, preset=preset, steps_per_epoch=epoch_steps,
                         backup=backup, validation_data=test, callbacks=callbacks)
         train_seconds, started = backup.train_seconds, time.perf_counter()
-        metrics = evaluation.evaluate(model, test, steps=config.eval_steps,
+        metrics = evaluate(model, test, steps=config.eval_steps,
                                       attention_dataset=_boxed_test_set(config, preset))
     metrics.update(epochs=config.epochs, steps_per_epoch=epoch_steps,
                    resumed_from_epoch=resumed_from[0], resumed_from_step=resumed_from[1],

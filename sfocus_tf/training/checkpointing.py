@@ -1,6 +1,6 @@
 """A backup callback that lets a killed run resume at the step.
 
-Every file is written atomically (``sfocus_tf.files``), so a reader never sees
+Every file is written atomically (``sfocus_tf.common.files``), so a reader never sees
 half a file, and a run killed while writing leaves the previous version intact.
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from sfocus_tf.files import atomic_path, json_safe, local_copy, read_json, write_json
-from sfocus_tf.finite import check_finite_weights
+from sfocus_tf.common.files import atomic_path, json_safe, local_copy, read_json, write_json
+from sfocus_tf.training.finite import check_finite_weights
 
 
 class BackupError(ValueError):

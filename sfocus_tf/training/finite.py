@@ -8,8 +8,8 @@ import math
 import keras
 import numpy as np
 
-from sfocus_tf import terms
-from sfocus_tf.metrics import REGULARIZATION
+from sfocus_tf.modeling import terms
+from sfocus_tf.modeling.fit_metrics import REGULARIZATION
 
 # The loss terms SFocusModel logs, in the order an error names them; "loss" is their
 # weighted sum plus the weight decay ("l2").

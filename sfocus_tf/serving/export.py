@@ -2,7 +2,7 @@
 
 Layout: ``EXPORT_DIR/<version>/`` with integer versions, as TF Serving expects.
 Each version is written into a hidden temporary folder and published in one
-atomic step (``sfocus_tf.version_dirs``): a server watching ``EXPORT_DIR`` never
+atomic step (``sfocus_tf.serving.version_dirs``): a server watching ``EXPORT_DIR`` never
 sees half a model, and an overwritten version is never missing.
 
 Signatures (input ``images``: uint8 [B, H, W, C], any H and W, one size per
@@ -32,9 +32,10 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from sfocus_tf import data, run_dir
-from sfocus_tf.attention import compute_attention
-from sfocus_tf.version_dirs import next_version, staged_version
+from sfocus_tf import data
+from sfocus_tf.configs import run_dir
+from sfocus_tf.modeling.gradcam import compute_attention
+from sfocus_tf.serving.version_dirs import next_version, staged_version
 
 __all__ = ["CLASS_NAMES_ASSET", "checked_images", "export_run", "export_saved_model",
            "next_version", "serving_functions"]

@@ -17,8 +17,8 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from sfocus_tf import tensorboard_logs
-from sfocus_tf.config_flags import flag_values
+from sfocus_tf.training import tensorboard_logs
+from sfocus_tf.common.config_flags import flag_values
 
 _EVENTS_PREFIX = "events.out.tfevents."
 

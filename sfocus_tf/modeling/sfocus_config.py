@@ -8,8 +8,8 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from sfocus_tf import terms
-from sfocus_tf.config_flags import choices_of, option
+from sfocus_tf.modeling import terms
+from sfocus_tf.common.config_flags import choices_of, option
 
 _WEIGHTS = terms.WEIGHT_FIELDS
 _STEPS = ("warmup_steps", "ramp_steps")

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from sfocus_tf.maps import resize_maps
+from sfocus_tf.modeling.maps import resize_maps
 
 # Per-example arrays whose means the attention summary reports, by reported name.
 ATTENTION_MEANS = {"attention_overlap": "overlap", "attention_consistency": "consistency",

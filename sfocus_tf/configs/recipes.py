@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sfocus_tf.train_config import TrainConfig
+from sfocus_tf.configs.train_config import TrainConfig
 
 # How each dataset trains when a recipe leaves these fields at None: the papers'
 # schedules for the small datasets, fine-tuning-sized ones for the ImageNet-like.
@@ -51,7 +51,7 @@ def dataset_schedule(dataset: str) -> dict:
     """The schedule fields ``dataset`` trains with by default."""
     if dataset not in DATASET_SCHEDULES:
         raise ValueError(f"no default schedule for dataset {dataset!r}: add it to "
-                         "sfocus_tf.recipes.DATASET_SCHEDULES")
+                         "sfocus_tf.configs.recipes.DATASET_SCHEDULES")
     return dict(DATASET_SCHEDULES[dataset])
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sfocus_tf import losses
-from sfocus_tf.attention import attention_maps
-from sfocus_tf.config import GRADCAM_READING
-from sfocus_tf.files import atomic_path, local_copy
-from sfocus_tf.maps import resize_maps
+from sfocus_tf.modeling import losses
+from sfocus_tf.modeling.gradcam import attention_maps
+from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.common.files import atomic_path, local_copy
+from sfocus_tf.modeling.maps import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
 _COLORMAP_ANCHORS = np.array([

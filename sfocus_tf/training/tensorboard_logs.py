@@ -16,7 +16,7 @@ import os
 import keras
 import tensorflow as tf
 
-from sfocus_tf import metrics as model_metrics
+from sfocus_tf.modeling import fit_metrics
 
 TRAIN, VALIDATION, TEST, ATTENTION = "train", "validation", "test", "attention"
 LEARNING_RATE = "learning_rate"
@@ -51,9 +51,9 @@ def describe(name: str) -> str:
         return "learning rate the next optimizer step uses"
     if name in FINAL_DESCRIPTIONS:
         return FINAL_DESCRIPTIONS[name]
-    if name.startswith("test_") and name[5:] in model_metrics.DESCRIPTIONS:
-        return "test set: " + model_metrics.DESCRIPTIONS[name[5:]]
-    return model_metrics.DESCRIPTIONS.get(name, "")
+    if name.startswith("test_") and name[5:] in fit_metrics.DESCRIPTIONS:
+        return "test set: " + fit_metrics.DESCRIPTIONS[name[5:]]
+    return fit_metrics.DESCRIPTIONS.get(name, "")
 
 
 def final_metrics(metrics: dict) -> dict:

@@ -7,12 +7,12 @@ import tensorflow as tf
 
 import keras_models
 
-from sfocus_tf import losses
-from sfocus_tf.attention import MAP_NAMES, compute_attention, full_precision
-from sfocus_tf.config import SFocusConfig
-from sfocus_tf.metrics import LOSS_METRICS, REGULARIZATION, make_metrics
-from sfocus_tf.terms import ATTENTION_TERMS, FEATURE_TERMS, TERMS
-from sfocus_tf.validation import (check_backbone, check_batch_norm, check_images,
+from sfocus_tf.modeling import losses
+from sfocus_tf.modeling.gradcam import MAP_NAMES, compute_attention, full_precision
+from sfocus_tf.modeling.sfocus_config import SFocusConfig
+from sfocus_tf.modeling.fit_metrics import LOSS_METRICS, REGULARIZATION, make_metrics
+from sfocus_tf.modeling.terms import ATTENTION_TERMS, FEATURE_TERMS, TERMS
+from sfocus_tf.modeling.input_checks import (check_backbone, check_batch_norm, check_images,
                                   check_labels)
 
 
@@ -33,7 +33,7 @@ class SFocusModel(keras.Model):
     ``backbone`` maps images to ``{"inner": F_in, "last": F_last}`` (see
     ``keras_models.Backbone``). ``compile(optimizer=...)`` needs no loss: the
     model minimises ``CE + w_bw*L_BW + s(t) (w_as_last*L_AS_last + w_as_in*L_AS_in +
-    w_ac*L_AC) + sum(model.losses)`` (the terms: ``sfocus_tf.terms``). ``weight_decay``
+    w_ac*L_AC) + sum(model.losses)`` (the terms: ``sfocus_tf.modeling.terms``). ``weight_decay``
     regularises the head's kernel with the convention of ``keras_models`` (gradient
     ``weight_decay * w``).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from sfocus_tf.maps import as_maps, resize_maps
+from sfocus_tf.modeling.maps import as_maps, resize_maps
 
 EPS = 1e-8  # keeps the ratios finite on all-zero maps
 

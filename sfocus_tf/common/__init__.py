@@ -1,0 +1,1 @@
+"""Pieces every layer uses: atomic files, flags from dataclass fields, quiet start-up, version checks."""

@@ -1,0 +1,1 @@
+"""What a run is: TrainConfig, the recipes, the run directory's layout."""

@@ -1,0 +1,1 @@
+"""Many runs: reproduction studies and the Keras Tuner search."""
