@@ -51,15 +51,17 @@ def normalize(a, method="max"):
     return (a - low) / (peak - low + EPS)
 
 
-def activate(pre, activation="relu"):
+def activate(pre, activation="relu", temperature="logit"):
     """[B, h, w] weighted sums -> maps: relu, abs, or softmax over the h*w positions
-    of h*w times the sum."""
+    of h*w times the sum, over 1 or over its standard deviation across positions."""
     if activation == "relu":
         return np.maximum(pre, 0)
     if activation == "abs":
         return np.abs(pre)
     batch, height, width = pre.shape
     flat = pre.reshape(batch, -1) * height * width
+    if temperature == "spatial_std":
+        flat = flat / (flat.std(axis=1, keepdims=True) + EPS)
     flat = np.exp(flat - flat.max(axis=1, keepdims=True))
     return (flat / flat.sum(axis=1, keepdims=True)).reshape(pre.shape)
 

@@ -212,3 +212,19 @@ def test_decouple_batch_norm_needs_our_batch_norm():
     backbone = Backbone(inputs, inner, keras.layers.Conv2D(2, 3)(inner))
     with pytest.raises(ValueError, match="decouple_batch_norm=True needs keras_models.BatchNorm"):
         SFocusModel(backbone, 3, SFocusConfig(decouple_batch_norm=True))
+
+
+def test_scale_free_softmax_temperature_matches_numpy_and_ignores_the_logit_scale(rng):
+    from sfocus_tf.modeling.gradcam import activate
+    scores = rng.normal(size=(3, 7, 7)).astype("float64")
+    got = activate(tf.constant(scores), "softmax", temperature="spatial_std").numpy()
+    np.testing.assert_allclose(got, ref.activate(scores, "softmax", "spatial_std"),
+                               rtol=1e-6, atol=1e-9)
+    scaled = activate(tf.constant(7.0 * scores), "softmax", temperature="spatial_std")
+    np.testing.assert_allclose(scaled.numpy(), got, rtol=1e-6, atol=1e-9)
+    # at one logit's temperature the same scaling turns the map into a point
+    sharp = normalize_maps(activate(tf.constant(7.0 * scores), "softmax")).numpy()
+    assert (sharp > 0.5).sum(axis=(1, 2)).max() <= 2
+    assert ((got / got.max(axis=(1, 2), keepdims=True)) > 0.5).sum(axis=(1, 2)).min() >= 3
+    with pytest.raises(ValueError, match="map_temperature"):
+        activate(tf.constant(scores), "softmax", temperature="hot")

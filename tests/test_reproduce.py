@@ -23,16 +23,16 @@ def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups
     assert baseline_config["seed"] == 1 and baseline_config["sfocus"]["w_ac"] == 0.0
     for arm in ("baseline", "sfocus"):
         accuracies = [per_run[(arm, s)]["test_accuracy"] for s in (0, 1)]
-        stats = summary["arms"][arm]["accuracy"]
+        stats = summary["test"][arm]["accuracy"]
         assert stats["mean"] == pytest.approx(np.mean(accuracies))
         assert stats["std"] == pytest.approx(np.std(accuracies, ddof=1))
     differences = [per_run[("sfocus", s)]["test_accuracy"]
                    - per_run[("baseline", s)]["test_accuracy"] for s in (0, 1)]
-    paired = summary["arms"]["sfocus"]["accuracy_difference"]
+    paired = summary["test"]["sfocus"]["accuracy_difference"]
     assert paired["mean"] == pytest.approx(np.mean(differences))
-    assert summary["arms"]["sfocus"]["better_than_baseline_in"] == sum(d > 0 for d in differences)
+    assert summary["test"]["sfocus"]["better_than_baseline_in"] == sum(d > 0 for d in differences)
     empty = [per_run[("sfocus", s)]["empty_confusing_map"] for s in (0, 1)]
-    assert summary["arms"]["sfocus"]["empty C"]["mean"] == pytest.approx(np.mean(empty))
+    assert summary["test"]["sfocus"]["empty C"]["mean"] == pytest.approx(np.mean(empty))
     table = (workdir / "results.md").read_text()
     assert "| baseline |" in table and "| sfocus |" in table and "same seed" in table
     # A second call finds every run finished and trains nothing.
@@ -72,17 +72,26 @@ def test_compare_overlays_puts_arms_side_by_side(tmp_path):
 
 
 def test_summary_of_a_study_in_progress_uses_the_finished_runs():
-    def run(accuracy):
-        return {"test_accuracy": accuracy, "attention_overlap": 0.5,
-                "attention_consistency": 0.5, "empty_target_map": 0.0,
-                "empty_confusing_map": 0.0, "train_seconds": 1.0}
-    runs = {"baseline": {0: run(0.80), 1: run(0.82)},
-            "a": {0: run(0.83), 1: run(0.81)},
-            "b": {1: run(0.90)}}  # seed 0 not finished yet
+    def run(accuracy, validation):
+        return {"test_accuracy": accuracy, "validation_accuracy": validation,
+                "attention_overlap": 0.5, "attention_consistency": 0.5,
+                "empty_target_map": 0.0, "empty_confusing_map": 0.0, "train_seconds": 1.0,
+                "history": {"0": {"grad_ratio_as_last": 9.0},
+                            "1": {"grad_ratio_as_last": 0.25}}}
+    runs = {"baseline": {0: run(0.80, 0.70), 1: run(0.82, 0.72)},
+            "a": {0: run(0.83, 0.69), 1: run(0.81, 0.75)},
+            "b": {1: run(0.90, 0.60)}}  # seed 0 not finished yet
     from sfocus_tf.studies.reproduction import markdown, summarise
     summary = summarise(runs, TrainConfig(), [0, 1])
-    assert summary["arms"]["a"]["accuracy_difference"]["mean"] == pytest.approx(0.01)
-    assert summary["arms"]["a"]["better_than_baseline_in"] == 1
-    assert summary["arms"]["b"]["accuracy_difference"] == {"mean": pytest.approx(0.08),
+    assert summary["test"]["a"]["accuracy_difference"]["mean"] == pytest.approx(0.01)
+    assert summary["test"]["a"]["better_than_baseline_in"] == 1
+    assert summary["test"]["b"]["accuracy_difference"] == {"mean": pytest.approx(0.08),
                                                            "std": 0.0, "n": 1}
-    assert "| b | 1 | +8.00 ± 0.00 (1/1 better) |" in markdown(summary)
+    assert summary["validation"]["a"]["accuracy_difference"]["mean"] == pytest.approx(0.01)
+    assert summary["validation"]["b"]["accuracy_difference"]["mean"] == pytest.approx(-0.12)
+    # the diagnostics come from the last epoch of the history
+    assert summary["validation"]["a"]["grad ratio AS last"]["mean"] == pytest.approx(0.25)
+    validation_only = markdown(summary)
+    assert "| b | 1 | -12.00 ± 0.00 (0/1 better) |" in validation_only
+    assert "+8.00" not in validation_only and "**test**" not in validation_only
+    assert "| b | 1 | +8.00 ± 0.00 (1/1 better) |" in markdown(summary, report_test=True)

@@ -29,6 +29,8 @@ flags.DEFINE_enum("grid", "default", list(GRIDS),
                   "Named set of arms: " + "; ".join(f"{k}: {','.join(v)}" for k, v in GRIDS.items()))
 flags.DEFINE_bool("train", True, "Train missing runs; --notrain only tabulates the "
                   "finished ones.")
+flags.DEFINE_bool("report_test", False, "Also tabulate the test split (results.md). "
+                  "Studies select on validation: report the test split once, at the end.")
 flags.DEFINE_list("compare", None, "Arms whose final overlays (first seed) go side by "
                   "side into <workdir>/overlays-seed-<seed>.png.")
 flags.DEFINE_list("arms", None, "Arms to run instead of --grid (baseline is added): "
@@ -40,7 +42,8 @@ def _reproduce() -> str:
     base = config_flags.config_from_flags(recipes.get(FLAGS.config))
     arms = ["baseline"] + FLAGS.arms if FLAGS.arms else GRIDS[FLAGS.grid]
     seeds = [int(s) for s in FLAGS.seeds]
-    table = markdown(run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train))
+    table = markdown(run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train,
+                               report_test=FLAGS.report_test), FLAGS.report_test)
     if FLAGS.compare:
         table += "\noverlays: " + compare_overlays(FLAGS.workdir, FLAGS.compare, seeds[0]) + "\n"
     return table

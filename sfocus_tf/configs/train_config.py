@@ -80,6 +80,10 @@ class TrainConfig:
     strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
     backup_every_steps: int = option(200, "Optimizer steps between resumable backups.")
     attention_images: int = option(8, "Test examples in the per-epoch overlay grid.")
+    full_training_set: bool = option(
+        False, "Train on the whole training split, its held-out validation images "
+        "included (for final numbers once every choice is made): no validation during "
+        "training.")
     skip_bad_images: bool = option(False, "Image folders: leave out (and count) files "
                                    "that do not decode, instead of failing before training.")
 
@@ -158,7 +162,8 @@ class TrainConfig:
 # Fields added after runs were written whose value here does what a run from before
 # them did. Not every default qualifies: ``map_activation``'s default changed the
 # method, so its absence in an old config.json is a change.
-ADDED_FIELDS_OFF = {"skip_bad_images": False}
+ADDED_FIELDS_OFF = {"skip_bad_images": False, "sfocus.map_temperature": "logit",
+                    "sfocus.ac_mask": "resized_mask"}
 
 
 def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:

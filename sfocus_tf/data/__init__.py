@@ -12,3 +12,4 @@ from sfocus_tf.data.presets import DatasetPreset, names
 
 __all__ = ["DatasetPreset", "class_names", "first_examples", "get_preset", "load", "names", "normalize",
            "num_examples", "preprocess_for_serving"]
+from sfocus_tf.data.splits import ALL_TRAINING, VALIDATION  # noqa: E402,F401

@@ -64,6 +64,11 @@ def load_arrays(split: str, root: str | None = None) -> tuple[np.ndarray, np.nda
     return images, labels.astype(np.int32)
 
 
+def load_labels(split: str, root: str | None = None) -> np.ndarray:
+    """The labels int32 [N] of "train" or "test", without reading the images."""
+    return read_idx(_split_paths(split, root)[1]).astype(np.int32)
+
+
 def count_examples(split: str, root: str | None = None) -> int:
     """Reads only the label file's header."""
     _, label_path = _split_paths(split, root)

@@ -11,7 +11,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from sfocus_tf.data import cluttered, fashion_mnist, image_folder, tfds_sources
+import numpy as np
+
+from sfocus_tf.data import cluttered, fashion_mnist, image_folder, splits, tfds_sources
 from sfocus_tf.data.augment import pad_crop_flip, random_resized_crop_flip
 from sfocus_tf.data.preprocess import eval_transform, normalize, resize_to
 from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset, lookup
@@ -55,6 +57,25 @@ def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle,
         raise ValueError(f"{preset.name}: data_dir must be the image folder's root")
     return image_folder.make_dataset(data_dir, split, channels=preset.image_size[-1],
                                      shuffle=shuffle, seed=seed, **folder_options)
+
+
+def _source_labels(preset: DatasetPreset, split: str, *, data_dir, folder_options
+                   ) -> np.ndarray:
+    """Every label of one of the dataset's own splits, in the order ``_source`` reads it
+    unshuffled: what the validation carve-out is drawn from."""
+    if preset.source == "tfds":
+        return tfds_sources.labels(preset, split, data_dir)
+    if preset.source in FASHION_MNIST_SOURCES:
+        return fashion_mnist.load_labels(split, data_dir)
+    options = {k: v for k, v in folder_options.items() if k != "skip_bad_images"}
+    return np.asarray(image_folder.list_split(data_dir, split, **options)[1])
+
+
+def _part_of(dataset: tf.data.Dataset, keep: np.ndarray) -> tf.data.Dataset:
+    """The examples of ``dataset`` whose position has ``keep`` True."""
+    keep = tf.constant(keep)
+    return dataset.enumerate().filter(lambda i, _: tf.gather(keep, i)).map(
+        lambda _, example: example)
 
 
 def _augmentation_seeds(seed: int | None) -> tf.data.Dataset:
@@ -133,7 +154,9 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
     (Keras ``fit`` would read a third element as sample weights: use these for metrics.)
 
     ``dataset``: a name, or the run's resolved ``DatasetPreset`` (``image_size`` then
-    overrides its size, if given). ``split`` defaults to the preset's train or test split. ``training`` turns on
+    overrides its size, if given). ``split``: "train" (less the validation images held
+    out of it), "validation", "test", "train_all" (``sfocus_tf.data.splits``) or any
+    split name of the source; default "train" or "test". ``training`` turns on
     shuffling and augmentation and defaults ``drop_remainder`` to True (one batch shape,
     so XLA compiles once); evaluation keeps every example unless asked otherwise.
     ``data_dir``: the tfds data dir for tfds datasets (``manual_dir`` for ImageNet's
@@ -144,13 +167,20 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
     preset = _preset_of(dataset, image_size=image_size, data_dir=data_dir)
     if with_boxes and not preset.has_boxes:
         raise ValueError(f"{preset.name} has no bounding boxes")
-    split = split or preset.default_split(training)
     shuffle = training if shuffle is None else shuffle
-    dataset = _source(preset, split, data_dir=data_dir, manual_dir=manual_dir,
-                      shuffle=shuffle, seed=seed, with_boxes=with_boxes, download=download,
-                      folder_options=dict(test_fraction=test_fraction,
-                                          train_per_class=train_per_class,
-                                          skip_bad_images=skip_bad_images))
+    folder_options = dict(test_fraction=test_fraction, train_per_class=train_per_class,
+                          skip_bad_images=skip_bad_images)
+    source_split, part = preset.resolve_split(split or preset.default_split(training))
+    # A carve-out is a set of positions in file order: read unshuffled, shuffle after.
+    dataset = _source(preset, source_split, data_dir=data_dir, manual_dir=manual_dir,
+                      shuffle=shuffle and part is None, seed=seed, with_boxes=with_boxes,
+                      download=download, folder_options=folder_options)
+    if part is not None:
+        held_out = splits.holdout_mask(
+            _source_labels(preset, source_split, data_dir=data_dir,
+                           folder_options=folder_options),
+            preset.num_classes, preset.multi_label)
+        dataset = _part_of(dataset, held_out if part == "holdout" else ~held_out)
     if preset.cache if cache is None else cache:
         dataset = dataset.cache()
     if shuffle:
@@ -171,13 +201,24 @@ def num_examples(dataset: str | DatasetPreset, split: str | None = None, *, data
                  training: bool = True) -> int | None:
     """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
     preset = _preset_of(dataset)
-    split = split or preset.default_split(training)
+    split, part = preset.resolve_split(split or preset.default_split(training))
     if preset.source == "tfds":
-        return tfds_sources.count_examples(preset, split, data_dir)
-    if preset.source in FASHION_MNIST_SOURCES:  # one example per garment
-        return fashion_mnist.count_examples(split, data_dir)
-    return image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
-                                       train_per_class=train_per_class)
+        count = tfds_sources.count_examples(preset, split, data_dir)
+    elif preset.source in FASHION_MNIST_SOURCES:  # one example per garment
+        count = fashion_mnist.count_examples(split, data_dir)
+    else:
+        count = image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
+                                            train_per_class=train_per_class)
+    if count is None or part is None:
+        return count
+    try:  # the labels give the exact size (a small class gives fewer)
+        held_out = int(splits.holdout_mask(
+            _source_labels(preset, split, data_dir=data_dir, folder_options=dict(
+                test_fraction=test_fraction, train_per_class=train_per_class)),
+            preset.num_classes, preset.multi_label).sum())
+    except (OSError, ValueError, ImportError, AssertionError):  # no data here: nominal size
+        held_out = splits.holdout_size(count, preset.num_classes, preset.multi_label)
+    return held_out if part == "holdout" else count - held_out
 
 
 def class_names(dataset: str | DatasetPreset, *, data_dir: str | None = None) -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from sfocus_tf.data import splits
+
 PAD_CROP_FLIP = "pad_crop_flip"  # small images: pad, random crop back, horizontal flip
 RESIZED_CROP_FLIP = "random_resized_crop_flip"  # ImageNet-like: Inception crop, flip
 NO_AUGMENTATION = "none"
@@ -41,6 +43,9 @@ class DatasetPreset:
     tfds_name: str | None = None
     train_split: str = "train"
     test_split: str = "test"
+    # The dataset's own validation split where it has one besides its test split; else
+    # validation is carved out of the training split (``sfocus_tf.data.splits``).
+    validation_split: str | None = None
     multi_label: bool = False
     has_boxes: bool = False
     pad: int = 4
@@ -69,10 +74,22 @@ class DatasetPreset:
         return int(round(max(self.image_size[:2]) / self.eval_crop_fraction))
 
     def default_split(self, training: bool) -> str:
-        return self.train_split if training else self.test_split
+        """The split name (``sfocus_tf.data.splits``) training or evaluation reads."""
+        return "train" if training else "test"
+
+    def resolve_split(self, split: str) -> tuple[str, str | None]:
+        """``(the dataset's own split to read, which part of it)``: ``splits.resolve``."""
+        return splits.resolve(split, train_split=self.train_split, test_split=self.test_split,
+                              validation_split=self.validation_split)
 
     def split_size(self, split: str) -> int | None:
-        return dict(self.split_sizes).get(split)
+        """Examples in a split, from the known sizes (no data read); None if unknown."""
+        source, part = self.resolve_split(split)
+        size = dict(self.split_sizes).get(source)
+        if size is None or part is None:
+            return size
+        held_out = splits.holdout_size(size, self.num_classes, self.multi_label)
+        return held_out if part == "holdout" else size - held_out
 
     def with_image_size(self, image_size: int | Sequence[int] | None) -> DatasetPreset:
         """The same preset at another size: an int (square), (H, W) or (H, W, C)."""

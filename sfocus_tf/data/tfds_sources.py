@@ -74,7 +74,23 @@ def count_examples(preset: DatasetPreset, split: str, data_dir: str | None = Non
             return int(builder.info.splits[split].num_examples)
     except (KeyError, ValueError, OSError):
         pass
-    return preset.split_size(split)
+    return dict(preset.split_sizes).get(split)
+
+
+def labels(preset: DatasetPreset, split: str, data_dir: str | None = None):
+    """Every label of a split in file order (class ids [N], or multi-hot [N, C] for VOC),
+    read without decoding an image."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    features = ({"objects": {"label": True}} if preset.tfds_name == "voc/2012"
+                else {"label": True})
+    dataset = tfds.load(preset.tfds_name, split=split, data_dir=data_dir, download=False,
+                        decoders=tfds.decode.PartialDecoding(features), shuffle_files=False)
+    standardize = _voc_example if preset.multi_label else _single_label_example
+    dataset = dataset.map(lambda example: standardize(
+        dict(example, image=tf.zeros([], tf.uint8)), False)["label"])
+    return np.stack(list(tfds.as_numpy(dataset.batch(4096).unbatch())))
 
 
 def class_names(preset: DatasetPreset, data_dir: str | None = None) -> list[str]:

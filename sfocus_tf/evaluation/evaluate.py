@@ -116,7 +116,7 @@ def accumulate(model, dataset, *, steps: int | None = None, verbose: int | None 
 
 def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
              attention_dataset: tf.data.Dataset | None = None,
-             verbose: int | None = None) -> dict:
+             verbose: int | None = None, prefix: str = "test") -> dict:
     """Test metrics for training runs: the objective's terms and accuracy
     (``model.evaluate`` on ``dataset``) plus the attention summary (overlap,
     consistency, empty maps) on ``attention_dataset``, the same examples with their
@@ -125,11 +125,14 @@ def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
     verbose = progress_verbosity() if verbose is None else verbose
     if steps is not None:
         dataset = dataset.take(steps)
-    results = {f"test_{k}": float(v) for k, v in
+    results = {f"{prefix}_{k}": float(v) for k, v in
                model.evaluate(dataset, return_dict=True, verbose=verbose).items()}
     totals = accumulate(model, dataset if attention_dataset is None else attention_dataset,
                         steps=steps, verbose=verbose)
-    results.update(totals.attention_summary(), test_examples=totals.examples)
+    summary = dict(totals.attention_summary(), examples=totals.examples)
+    # The test split's attention figures keep their historical unprefixed names.
+    results.update({name if prefix == "test" and name != "examples" else f"{prefix}_{name}":
+                    value for name, value in summary.items()})
     return results
 
 
@@ -149,7 +152,7 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     totals = accumulate(model, load(preset.has_boxes), steps=eval_steps)
     names = data.class_names(preset, data_dir=config.data_dir)
     results = totals.summary(names)
-    results.update(dataset=config.dataset, split=split or preset.test_split)
+    results.update(dataset=config.dataset, split=split or "test")
     images, labels = data.first_examples(load(False), num_overlays)
     report.write_report(output_dir, results,
                              title=f"{config.dataset} ({results['split']}): {workdir}",

@@ -62,28 +62,38 @@ def normalize_maps(maps: tf.Tensor, method: str = "max", eps: float = EPS) -> tf
     return (maps - low) / (peak - low + eps)
 
 
-def activate(weighted_sum: tf.Tensor, activation: str = "relu") -> tf.Tensor:
+def activate(weighted_sum: tf.Tensor, activation: str = "relu", *,
+             temperature: str = "logit") -> tf.Tensor:
     """The map from ``sum_k alpha_k F[..., k]`` [B, h, w]: ``relu`` (Grad-CAM), ``abs``,
     or ``softmax`` over positions of ``h * w`` times the sum (at the last layer of a
-    GAP head that is the per-position class score, whose mean is the logit)."""
+    GAP head that is the per-position class score, whose mean is the logit), divided
+    by ``temperature``: 1 (``logit``) or the score's spatial standard deviation under
+    stop_gradient (``spatial_std``), which leaves the map unchanged when the score is
+    scaled."""
     _check_choice("map_activation", activation)
+    _check_choice("map_temperature", temperature)
     if activation == "relu":
         return tf.nn.relu(weighted_sum)
     if activation == "abs":
         return tf.abs(weighted_sum)
     height, width = static_spatial_size(weighted_sum, "the softmax map activation")
     flat = tf.reshape(weighted_sum * float(height * width), [-1, height * width])
+    if temperature == "spatial_std":
+        flat = flat / (tf.stop_gradient(tf.math.reduce_std(flat, axis=-1, keepdims=True))
+                       + EPS)
     return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(weighted_sum))
 
 
 def weighted_map(features: tf.Tensor, channel_weights: tf.Tensor,
-                 activation: str = "relu") -> tf.Tensor:
+                 activation: str = "relu", *, temperature: str = "logit") -> tf.Tensor:
     """``activation(sum_k alpha_k F[..., k])`` for per-example weights ``alpha`` [B, k]."""
-    return activate(tf.einsum("bhwk,bk->bhw", features, channel_weights), activation)
+    return activate(tf.einsum("bhwk,bk->bhw", features, channel_weights), activation,
+                    temperature=temperature)
 
 
 def gradcam(features: tf.Tensor, gradients: tf.Tensor, *, weighting: str = "mean",
-            second_order: bool = True, activation: str = "relu") -> tf.Tensor:
+            second_order: bool = True, activation: str = "relu",
+            temperature: str = "logit") -> tf.Tensor:
     """Grad-CAM map [B, h, w] from a feature map and d(score)/d(features).
 
     ``weighting='relu_mean'`` keeps only positive gradients before the mean.
@@ -95,12 +105,12 @@ def gradcam(features: tf.Tensor, gradients: tf.Tensor, *, weighting: str = "mean
     alpha = tf.reduce_mean(gradients, axis=[1, 2])
     if not second_order:
         alpha = tf.stop_gradient(alpha)
-    return weighted_map(features, alpha, activation)
+    return weighted_map(features, alpha, activation, temperature=temperature)
 
 
 def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor, *,
         weighting: str = "mean", second_order: bool = True,
-        activation: str = "relu") -> tf.Tensor:
+        activation: str = "relu", temperature: str = "logit") -> tf.Tensor:
     """Closed-form Grad-CAM at the last layer of a GAP + dense head.
 
     ``logit_gradient`` [B, N] is d score / d logits: the one-hot (or multi-hot)
@@ -111,7 +121,8 @@ def cam(last_features: tf.Tensor, kernel: tf.Tensor, logit_gradient: tf.Tensor, 
     # d score / d F is the same at every pixel: one [B, 1, 1, K] "map" of it is enough.
     score_gradient = tf.matmul(logit_gradient, kernel, transpose_b=True) / float(height * width)
     return gradcam(last_features, score_gradient[:, None, None, :], weighting=weighting,
-                   second_order=second_order, activation=activation)
+                   second_order=second_order, activation=activation,
+                   temperature=temperature)
 
 
 def class_scores(logits: tf.Tensor, *, target: tf.Tensor, confusing: tf.Tensor,
@@ -229,11 +240,13 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         if name.endswith("_inner"):
             grads = full_precision(tape.gradient(scores[role], inner)) / scale
             raw = gradcam(full_precision(inner), grads, weighting=config.gradcam_weights,
-                          second_order=config.second_order, activation=config.map_activation)
+                          second_order=config.second_order, activation=config.map_activation,
+                          temperature=config.map_temperature)
         else:
             logit_gradient = tape.gradient(scores[role], logits) / scale
             raw = cam(last, kernel, logit_gradient, weighting=config.gradcam_weights,
-                      second_order=config.second_order, activation=config.map_activation)
+                      second_order=config.second_order, activation=config.map_activation,
+                      temperature=config.map_temperature)
         out[name] = normalize_maps(raw, config.normalize)
     del tape
     return out

@@ -26,6 +26,16 @@ def soft_mask(target_map, sigma: float = 0.55, omega: float = 100.0) -> tf.Tenso
     return tf.sigmoid(omega * (target_map - sigma))
 
 
+def consistency_mask(target_map, size, *, sigma: float = 0.55, omega: float = 100.0,
+                     eps: float = EPS) -> tf.Tensor:
+    """The soft mask of ``target_map`` [B, H, W] at ``size = (h, w)``: the map upsampled
+    (bilinear), renormalised to peak 1, then ``soft_mask``. Its reach is the map's
+    region at any position and sharpness (upsampling a mask instead lowers its peak)."""
+    resized = resize_maps(target_map, size)
+    resized = resized / (tf.reduce_max(resized, axis=[1, 2], keepdims=True) + eps)
+    return soft_mask(resized, sigma, omega)
+
+
 def separability_loss(*, target_map, confusing_map, mask, eps: float = EPS) -> tf.Tensor:
     """``2 * sum(min(A_T, A_C) * M) / (sum(A_T + A_C) + eps)`` per example.
 

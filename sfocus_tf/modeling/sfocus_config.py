@@ -75,6 +75,21 @@ class SFocusConfig:
     map_activation: str = option("softmax", "Activation of the weighted sum of feature "
                                  "maps (softmax: over positions).",
                                  choices=("softmax", "relu", "abs"))
+    # At temperature "logit" the softmax reads the per-position score in logits, whose
+    # spread grows as the network trains, until the map is one position; "spatial_std"
+    # divides the score by its own spatial standard deviation (held constant), so the
+    # share of positions a map covers does not depend on the logit scale.
+    map_temperature: str = option("logit", "Temperature of the softmax map activation: "
+                                  "one logit, or the score's spatial standard deviation "
+                                  "(scale-free).", choices=("logit", "spatial_std"))
+    # "resized_mask" upsamples the last layer's soft mask, which lowers its peak (a one-
+    # position 7x7 mask peaks at 0.5625 on a 14x14 map, more on the border), so theta can
+    # be out of reach; "resized_map" upsamples the last-layer map, renormalises it and
+    # takes the soft mask at the inner layer's size, whose peak is 1 anywhere.
+    ac_mask: str = option("resized_mask", "How the consistency mask reaches the inner "
+                          "layer's size: the last layer's mask upsampled, or the soft mask "
+                          "of the upsampled, renormalised last-layer map.",
+                          choices=("resized_mask", "resized_map"))
     # Read from the optimizer's step counter, so the schedule survives save/load and
     # resume.
     warmup_steps: int = option(0, "Optimizer steps with every attention weight at 0.")

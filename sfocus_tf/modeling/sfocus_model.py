@@ -195,12 +195,24 @@ class SFocusModel(keras.Model):
         def consistency():
             return has_target * losses.consistency_loss(
                 inner_target_map=attention["target_inner"],
-                last_mask=masks[cfg.ac_mask_source], theta=cfg.theta, clamp=cfg.ac_clamp)
+                last_mask=self._consistency_mask(attention, masks), theta=cfg.theta,
+                clamp=cfg.ac_clamp)
 
         per_example = {"as_last": lambda: separability("last"),
                        "as_inner": lambda: separability("inner"), "ac": consistency}
         return {term.name: tf.reduce_mean(per_example[term.name]())
                 for term in computed if term in ATTENTION_TERMS}
+
+    def _consistency_mask(self, attention, masks):
+        """The mask of ``L_AC``: the ``ac_mask_source`` layer's, or with ``ac_mask=
+        "resized_map"`` the soft mask of the last-layer map upsampled to the inner size."""
+        cfg = self.sfocus_config
+        if cfg.ac_mask_source == "inner" or cfg.ac_mask == "resized_mask":
+            return masks[cfg.ac_mask_source]
+        mask = losses.consistency_mask(attention["target_last"],
+                                       attention["target_inner"].shape[1:3],
+                                       sigma=cfg.sigma, omega=cfg.omega)
+        return mask if cfg.mask_gradient else tf.stop_gradient(mask)
 
     def _mask(self, target_map):
         cfg = self.sfocus_config

@@ -47,6 +47,18 @@ READINGS = {
     # The best of the single changes on the first seed, with the warm-up added.
     "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
 }
+# The pilot of the default (docs/ablation.md): the softmax reading with one term off at a
+# time, its scale-free form, and relu maps at a tenth of the weight, separability at the
+# last layer only.
+SOFTMAX = INITIAL.replace(map_activation="softmax")
+PILOT = {
+    "softmax_no_separability": SOFTMAX.replace(w_as_last=0.0, w_as_in=0.0),
+    "softmax_no_consistency": SOFTMAX.replace(w_ac=0.0),
+    "softmax_std": SOFTMAX.replace(map_temperature="spatial_std", ac_mask="resized_map"),
+    "relu_0.1_last": INITIAL.replace(w_as_last=0.1, w_as_in=0.1, w_ac=0.1,
+                                     as_layers="last"),
+}
+READINGS.update(PILOT)
 # The "++" variant (keras_models.class_blocks): per-class last blocks of width 13, which
 # gives ResNet-8 with 10 classes about its plain parameter count (+3 %). plusplus: the
 # current default reading (softmax maps) plus the black-white loss; plusplus_plain: the
@@ -65,15 +77,34 @@ WARMED_UP = ("warmup", "public_warmup")
 WARMUP_FRACTION, RAMP_FRACTION = 0.25, 0.25
 GRIDS = {
     "default": ("baseline", "sfocus"),
-    "readings": tuple(READINGS),
+    "readings": tuple(name for name in READINGS if name not in PILOT),
+    "pilot": ("baseline", "softmax", *PILOT, "public_reading"),
     "plusplus": ("baseline", "plusplus", "plusplus_plain"),
 }
-REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
-            ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
-            ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
-            ("pointing_game", "pointing game"), ("test_bw", "L_BW"),
-            ("train_seconds", "train s"))
-LOCALISATION = ("energy_inside_box", "pointing_game")  # measured where the data has boxes
+# What a study table shows, read from metrics.json or else from the last epoch of its
+# history (the diagnostics). Studies select on the validation figures; the test
+# figures are tabulated only when asked for (``report_test``), once, at the end.
+VALIDATION_REPORTED = (
+    ("validation_accuracy", "accuracy"),
+    ("grad_ratio_as_last", "grad ratio AS last"), ("grad_ratio_as_inner", "grad ratio AS inner"),
+    ("grad_ratio_ac", "grad ratio AC"),
+    ("val_area_target_last", "area T last"), ("val_area_target_inner", "area T inner"),
+    ("val_empty_target_last", "empty T last"), ("val_empty_confusing_last", "empty C last"),
+    ("val_empty_target_inner", "empty T inner"),
+    ("val_empty_confusing_inner", "empty C inner"),
+    ("validation_attention_overlap", "overlap"),
+    ("validation_attention_consistency", "consistency"),
+    ("validation_energy_inside_box", "energy in box"),
+    ("validation_pointing_game", "pointing game"), ("train_seconds", "train s"))
+TEST_REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
+                 ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
+                 ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
+                 ("pointing_game", "pointing game"), ("test_bw", "L_BW"))
+REPORTED = {"validation": VALIDATION_REPORTED, "test": TEST_REPORTED}
+ACCURACY = {"validation": "validation_accuracy", "test": "test_accuracy"}
+# measured where the data has boxes
+LOCALISATION = ("energy_inside_box", "pointing_game", "validation_energy_inside_box",
+                "validation_pointing_game")
 
 
 def arm_config(arm: str, total_steps: int) -> SFocusConfig:
@@ -89,12 +120,14 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
 
 
 def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
-              train: bool = True) -> dict:
+              train: bool = True, report_test: bool = False) -> dict:
     """Trains every (arm, seed) not finished yet; returns the summary it writes.
     The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config`` (and
     the ``ARM_FIELDS`` of the ++ arms).
     ``arms`` must include ``baseline``, which every other arm is paired with.
-    ``train=False`` only tabulates the runs that are finished (a study in progress)."""
+    ``train=False`` only tabulates the runs that are finished (a study in progress).
+    ``results.md`` holds the validation table, and the test table with ``report_test``
+    (``results.json`` always holds both)."""
     arms = tuple(dict.fromkeys(arms))
     if "baseline" not in arms:
         raise ValueError("a study needs the 'baseline' arm to pair the others with")
@@ -117,7 +150,7 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
             runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
     write_json(os.path.join(workdir, "results.json"), summary)
-    write_text(os.path.join(workdir, "results.md"), markdown(summary))
+    write_text(os.path.join(workdir, "results.md"), markdown(summary, report_test))
     return summary
 
 
@@ -125,8 +158,10 @@ def write_hparams_config(workdir: str, configs, has_boxes: bool) -> None:
     """The study's table in TensorBoard's HParams tab (``tensorboard --logdir=workdir``):
     one row per run, the config fields its arms and seeds differ in, the reported
     test metrics (``tensorboard/test/`` of each run)."""
+    reported = [(key, f"val {label}") for key, label in VALIDATION_REPORTED
+                if key.startswith("validation_")] + list(TEST_REPORTED)
     metrics = [hparams.test_metric(key, label)
-               for key, label in REPORTED if has_boxes or key not in LOCALISATION]
+               for key, label in reported if has_boxes or key not in LOCALISATION]
     hparams.write_study(workdir, hparams.differing_hparams(configs), metrics)
 
 
@@ -141,25 +176,41 @@ def compare_overlays(workdir: str, arms, seed: int) -> str:
 
 
 def summarise(runs: dict, base: TrainConfig, seeds) -> dict:
-    """Per arm, statistics over the seeds it has finished; the paired difference over
-    the seeds that both it and the baseline have."""
+    """Per split (validation, test) and arm, statistics over the seeds the arm has
+    finished; the accuracy difference to the baseline paired over the seeds that both
+    have."""
+    return {"config": base.to_dict(), "seeds": list(seeds),
+            **{split: _summarise_split(runs, seeds, split) for split in REPORTED}}
+
+
+def _summarise_split(runs: dict, seeds, split: str) -> dict:
     arms = {}
+    accuracy = ACCURACY[split]
     baseline = runs.get("baseline", {})
     for arm, by_seed in runs.items():
         done = [s for s in seeds if s in by_seed]
-        reported = [(key, label) for key, label in REPORTED
-                    if all(key in by_seed[s] for s in done)]
-        arms[arm] = {label: _mean_std([by_seed[s][key] for s in done])
+        values = {s: _reported_values(by_seed[s], split) for s in done}
+        reported = [(key, label) for key, label in REPORTED[split]
+                    if done and all(key in values[s] for s in done)]
+        arms[arm] = {label: _mean_std([values[s][key] for s in done])
                      for key, label in reported}
-        arms[arm]["per_seed"] = {str(s): {label: by_seed[s][key] for key, label in reported}
+        arms[arm]["per_seed"] = {str(s): {label: values[s][key] for key, label in reported}
                                  for s in done}
-        pairs = [s for s in done if s in baseline]
+        pairs = [s for s in done if s in baseline and accuracy in by_seed[s]
+                 and accuracy in baseline[s]]
         if arm != "baseline" and pairs:
-            paired = [by_seed[s]["test_accuracy"] - baseline[s]["test_accuracy"]
-                      for s in pairs]
+            paired = [by_seed[s][accuracy] - baseline[s][accuracy] for s in pairs]
             arms[arm]["accuracy_difference"] = _mean_std(paired)
             arms[arm]["better_than_baseline_in"] = int(sum(d > 0 for d in paired))
-    return {"config": base.to_dict(), "seeds": list(seeds), "arms": arms}
+    return arms
+
+
+def _reported_values(metrics: dict, split: str) -> dict:
+    """The reported figures of one run: ``metrics.json``'s, then its last epoch's."""
+    history = metrics.get("history") or {}
+    last = history[max(history, key=int)] if history else {}
+    return {key: metrics[key] if key in metrics else last[key]
+            for key, _ in REPORTED[split] if key in metrics or key in last}
 
 
 def _mean_std(values):
@@ -168,12 +219,20 @@ def _mean_std(values):
     return {"mean": float(values.mean()), "std": std, "n": int(len(values))}
 
 
-def markdown(summary: dict) -> str:
-    labels = [label for _, label in REPORTED
-              if any(label in stats for stats in summary["arms"].values())]
-    lines = ["| arm | seeds | accuracy − baseline (paired) | " + " | ".join(labels) + " |",
+def markdown(summary: dict, report_test: bool = False) -> str:
+    """The validation table, and with ``report_test`` the test table after it."""
+    splits = ("validation", "test") if report_test else ("validation",)
+    return "\n".join(_split_table(summary, split) for split in splits)
+
+
+def _split_table(summary: dict, split: str) -> str:
+    arms = summary[split]
+    labels = [label for _, label in REPORTED[split]
+              if any(label in stats for stats in arms.values())]
+    lines = [f"**{split}**", "",
+             "| arm | seeds | accuracy − baseline (paired) | " + " | ".join(labels) + " |",
              "|---|---|---|" + "---|" * len(labels)]
-    for arm, stats in summary["arms"].items():
+    for arm, stats in arms.items():
         diff = stats.get("accuracy_difference")
         paired = "" if diff is None else (
             f"{100 * diff['mean']:+.2f} ± {100 * diff['std']:.2f} "
@@ -182,8 +241,8 @@ def markdown(summary: dict) -> str:
         seeds_done = len(stats["per_seed"])
         lines.append(f"| {arm} | {seeds_done} | {paired} | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± standard deviation over the finished runs of seeds "
-                  f"{summary['seeds']}; the paired column is "
-                  "the arm's test accuracy minus the baseline's with the same seed, in "
+                  f"{summary['seeds']}, on the {split} split; the paired column is "
+                  f"the arm's {split} accuracy minus the baseline's with the same seed, in "
                   "points, and in how many seeds the arm was higher."]
     return "\n".join(lines) + "\n"
 

@@ -14,8 +14,8 @@ that raised as FAILED/INVALID and carries on (after ``max_consecutive_failed_tri
 it gives up): every trial's status is read back and reported, and
 ``SearchResults.ok`` is False unless all of them completed.
 
-The validation data is the preset's test split, as in training. Scores tuned on
-it are optimistic; keep a split you do not tune on for the numbers you report.
+Trials are scored on the validation images held out of the training split, as in
+training (``sfocus_tf.data.splits``); the test split is never read here.
 """
 
 from __future__ import annotations
@@ -199,7 +199,10 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     makedirs(workdir)
     keras.utils.set_random_seed(base.seed)
     space = space.for_config(base)  # the weights this backbone's terms can use
-    train, test, steps_per_epoch = make_datasets(base, preset)
+    if base.full_training_set:
+        raise ValueError("the tuner selects on the validation images held out of training; "
+                         "full_training_set=True leaves none")
+    train, validation, steps_per_epoch = make_datasets(base, preset)
     hypermodel = SFocusHyperModel(base, space, steps_per_epoch, preset=preset)
     engine = make_tuner(tuner, hypermodel, objective=objective, direction=direction,
                         max_trials=max_trials, epochs=base.epochs, seed=base.seed,
@@ -211,7 +214,7 @@ def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), 
     error = None
     try:
         engine.search(train, epochs=base.epochs, steps_per_epoch=steps_per_epoch,
-                      validation_data=test, validation_steps=base.eval_steps,
+                      validation_data=validation, validation_steps=base.eval_steps,
                       callbacks=[tensorboard], verbose=progress_verbosity())
     except RuntimeError as stopped:  # too many failed trials in a row
         error = stopped

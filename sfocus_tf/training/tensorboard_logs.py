@@ -49,6 +49,15 @@ def describe(name: str) -> str:
     ``accuracy``, ...), ``learning_rate``, or a ``metrics.json`` entry; "" if unknown."""
     if name == LEARNING_RATE:
         return "learning rate the next optimizer step uses"
+    if name.startswith("validation_"):
+        described = describe(name[len("validation_"):])
+        return described.replace("test set", "validation images") if described else ""
+    if name.startswith("grad_ratio_"):
+        return (f"norm of the weighted {name[len('grad_ratio_'):]} term's gradient over "
+                "cross-entropy's, on a fixed batch (0: the term does nothing)")
+    if name.startswith("area_"):
+        return (f"effective area of the {name[len('area_'):]} maps, as a share of the "
+                "positions, on a fixed batch (1 / positions: a point)")
     if name in FINAL_DESCRIPTIONS:
         return FINAL_DESCRIPTIONS[name]
     if name.startswith("test_") and name[5:] in fit_metrics.DESCRIPTIONS:

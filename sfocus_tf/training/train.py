@@ -30,6 +30,7 @@ from sfocus_tf.evaluation.evaluate import evaluate
 from sfocus_tf.common import files
 from sfocus_tf.configs import run_dir
 from sfocus_tf.training.checkpointing import BackupAndResume
+from sfocus_tf.training.attention_diagnostics import AttentionDiagnostics
 from sfocus_tf.common.files import save_model, write_json
 from sfocus_tf.training.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.modeling.sfocus_model import SFocusModel
@@ -124,16 +125,30 @@ OVERLAYS_DESCRIPTION = (
 
 
 def make_datasets(config: TrainConfig, preset: data.DatasetPreset):
-    """(endless shuffled training batches, test batches, steps per epoch).
+    """(endless shuffled training batches, validation batches, steps per epoch);
+    validation is None with ``full_training_set``.
 
     ``preset`` is ``config.preset()``, looked up once per run and passed down."""
-    return (training_batches(config, preset), test_batches(config, preset),
+    return (training_batches(config, preset), validation_batches(config, preset),
             steps_per_epoch(config, preset))
 
 
-def test_batches(config: TrainConfig, preset: data.DatasetPreset) -> tf.data.Dataset:
-    return data.load(preset, None, config.batch_size, training=False,
-                     data_dir=config.data_dir, skip_bad_images=config.skip_bad_images)
+def evaluation_batches(config: TrainConfig, preset: data.DatasetPreset, split: str, *,
+                       with_boxes: bool = False) -> tf.data.Dataset:
+    return data.load(preset, split, config.batch_size, training=False,
+                     data_dir=config.data_dir, with_boxes=with_boxes,
+                     skip_bad_images=config.skip_bad_images)
+
+
+def validation_batches(config: TrainConfig, preset: data.DatasetPreset):
+    """The validation images held out of training; None with ``full_training_set``."""
+    if config.full_training_set:
+        return None
+    return evaluation_batches(config, preset, data.VALIDATION)
+
+
+def _training_split(config: TrainConfig) -> str:
+    return data.ALL_TRAINING if config.full_training_set else "train"
 
 
 def training_batches(config: TrainConfig, preset: data.DatasetPreset,
@@ -145,7 +160,8 @@ def training_batches(config: TrainConfig, preset: data.DatasetPreset,
     stream as an uninterrupted run saw it. The skipped batches are still read and
     augmented (tf.data cannot jump), at the input pipeline's speed.
     """
-    train = data.load(preset, None, config.batch_size, training=True, seed=config.seed,
+    train = data.load(preset, _training_split(config), config.batch_size, training=True,
+                      seed=config.seed,
                       repeat=True, data_dir=config.data_dir,
                       skip_bad_images=config.skip_bad_images)
     return train.skip(skip) if skip else train
@@ -155,7 +171,7 @@ def steps_per_epoch(config: TrainConfig, preset: data.DatasetPreset) -> int:
     """``config.steps_per_epoch``, or one pass over the training set (a resolved config)."""
     if config.steps_per_epoch is not None:
         return config.steps_per_epoch
-    count = data.num_examples(preset, data_dir=config.data_dir)
+    count = data.num_examples(preset, _training_split(config), data_dir=config.data_dir)
     if not count:
         raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
     return max(1, count // config.batch_size)
@@ -184,8 +200,10 @@ def check_config(config: TrainConfig, workdir: str, allow_change: bool = False) 
 
 def train_and_evaluate(config: TrainConfig, workdir: str, *,
                        allow_config_change: bool = False) -> dict:
-    """Trains ``config`` into ``workdir`` (resuming if it holds a backup), evaluates
-    on the test split, and returns the metrics it writes to ``metrics.json``.
+    """Trains ``config`` into ``workdir`` (resuming if it holds a backup), validating
+    on the images held out of training, evaluates on the validation and the test split
+    (``validation_*`` and ``test_*``), and returns the metrics it writes to
+    ``metrics.json``.
 
     A workdir trained with another config is refused (``ConfigChangedError``)
     unless ``allow_config_change``; ``train_config.OPERATIONAL_FIELDS`` may always
@@ -220,26 +238,34 @@ def _train_in(config: TrainConfig, strategy, *, preset: data.DatasetPreset, work
     write_json(run_dir.path(out, run_dir.CONFIG), config.to_dict())
     hparams.write_run(run_dir.path(out, run_dir.TENSORBOARD), config)
     keras.utils.set_random_seed(config.seed)
-    test, epoch_steps = test_batches(config, preset), steps_per_epoch(config, preset)
+    test, epoch_steps = evaluation_batches(config, preset, "test"), steps_per_epoch(config, preset)
+    validation = validation_batches(config, preset)
     with strategy.scope():
         model = compiled_model(config, preset, epoch_steps)
         backup = BackupAndResume(run_dir.path(out, run_dir.BACKUP), config.backup_every_steps,
                                  restore_dir=run_dir.path(workdir, run_dir.BACKUP))
         backup.restore(model)
         resumed_from = (backup.initial_epoch, backup.initial_step, _trained_steps(model))
-        images, labels = data.first_examples(test, config.attention_images)
+        # The overlays watch validation images: the test split is read once, at the end.
+        images, labels = data.first_examples(test if validation is None else validation,
+                                             config.attention_images)
         overlay_callback = AttentionImages(
             images, labels, data.class_names(preset, data_dir=config.data_dir),
             run_dir.path(out, run_dir.ATTENTION), run_dir.path(out, run_dir.TENSORBOARD))
         overlay_callback.set_model(model)  # for the final overlays if fit does not run
         tensorboard = tensorboard_logs.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD))
         callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
+                     _diagnostics(config, preset, validation),  # before what reads logs
                      backup, tensorboard, overlay_callback]
         fit_from_backup(model, config, preset=preset, steps_per_epoch=epoch_steps,
-                        backup=backup, validation_data=test, callbacks=callbacks)
+                        backup=backup, validation_data=validation, callbacks=callbacks)
         train_seconds, started = backup.train_seconds, time.perf_counter()
         metrics = evaluate(model, test, steps=config.eval_steps,
-                                      attention_dataset=_boxed_test_set(config, preset))
+                           attention_dataset=_boxed_set(config, preset, "test"))
+        if validation is not None:
+            metrics.update(evaluate(
+                model, validation, steps=config.eval_steps, prefix=data.VALIDATION,
+                attention_dataset=_boxed_set(config, preset, data.VALIDATION)))
     metrics.update(epochs=config.epochs, steps_per_epoch=epoch_steps,
                    resumed_from_epoch=resumed_from[0], resumed_from_step=resumed_from[1],
                    resumed_from_global_step=resumed_from[2],
@@ -280,17 +306,29 @@ def fit_from_backup(model, config: TrainConfig, *, preset: data.DatasetPreset,
                   **fit)
 
 
+DIAGNOSTIC_EXAMPLES = 256
+
+
+def _diagnostics(config: TrainConfig, preset: data.DatasetPreset, validation):
+    """The per-epoch attention diagnostics on the first ``DIAGNOSTIC_EXAMPLES`` training
+    images (unaugmented) and validation images."""
+    count = DIAGNOSTIC_EXAMPLES
+    train = data.first_examples(
+        evaluation_batches(config, preset, _training_split(config)), count)
+    held_out = None if validation is None else data.first_examples(validation, count)
+    return AttentionDiagnostics(train, held_out)
+
+
 def _trained_steps(model) -> int:
     return int(model.optimizer.iterations.numpy())
 
 
-def _boxed_test_set(config: TrainConfig, preset: data.DatasetPreset):
-    """The test batches with their boxes, for localisation metrics; None without boxes
-    (``fit`` would read boxes as sample weights, so validation never gets them)."""
+def _boxed_set(config: TrainConfig, preset: data.DatasetPreset, split: str):
+    """A split's batches with their boxes, for localisation metrics; None without boxes
+    (``fit`` would read boxes as sample weights, so its validation never gets them)."""
     if not preset.has_boxes:
         return None
-    return data.load(preset, None, config.batch_size, training=False,
-                     data_dir=config.data_dir, with_boxes=True)
+    return evaluation_batches(config, preset, split, with_boxes=True)
 
 
 def weights_checksum(model) -> str:

@@ -1,0 +1,94 @@
+"""Whether the attention terms act: their gradients against cross-entropy's, and how much
+of the image the maps cover.
+
+A term can be satisfied by construction (two one-position maps never overlap) or switch
+its maps off; then it adds nothing to training whatever its weight. These figures, on
+one fixed batch, show it while a run trains:
+
+- ``grad_ratio_<term>``: the norm of the weighted term's gradient over the trainable
+  weights, divided by the norm of cross-entropy's gradient (0: the term does nothing).
+- ``area_<map>``: the map's effective area ``(sum a)^2 / sum a^2`` as a share of its
+  positions (1: uniform; 1 / positions: a single point; 0 for an all-zero map).
+- ``empty_<map>``: the share of maps that mark no position (``losses.empty_maps``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import tensorflow as tf
+
+from sfocus_tf.modeling import losses
+from sfocus_tf.modeling.gradcam import MAP_NAMES, compute_attention
+from sfocus_tf.modeling.terms import ATTENTION_TERMS
+
+
+def effective_area(maps) -> tf.Tensor:
+    """[B]: ``(sum a)^2 / (sum a^2 * positions)`` of each [B, H, W] map; 0 where a map
+    is zero everywhere."""
+    maps = losses.as_maps(maps, "maps")
+    total = tf.reduce_sum(maps, axis=[1, 2])
+    squares = tf.reduce_sum(tf.square(maps), axis=[1, 2])
+    positions = float(maps.shape[1] * maps.shape[2])
+    return tf.math.divide_no_nan(tf.square(total), squares * positions)
+
+
+def map_coverage(model, images, labels, *, training: bool = False, reading=None) -> dict:
+    """``area_<map>`` and ``empty_<map>`` (batch means) of the four maps of the model's
+    training reading (or ``reading``)."""
+    attention = compute_attention(model, images, labels, training=training, reading=reading)
+    normalize = model.sfocus_config.replace(**(reading or {})).normalize
+    out = {}
+    for name in MAP_NAMES:
+        out[f"area_{name}"] = float(tf.reduce_mean(effective_area(attention[name])))
+        out[f"empty_{name}"] = float(tf.reduce_mean(
+            losses.empty_maps(attention[name], normalize)))
+    return out
+
+
+def _norm(gradients) -> tf.Tensor:
+    return tf.linalg.global_norm([g for g in gradients if g is not None])
+
+
+def gradient_ratios(model, images, labels) -> dict:
+    """``grad_ratio_<term>`` for each attention term weighted above 0, on one batch in
+    training mode (BatchNorm's moving statistics are restored afterwards, so the model
+    is left as it was). The weight includes the warm-up factor of the current step."""
+    weights = model.sfocus_config.term_weights
+    weighted = [term.name for term in ATTENTION_TERMS if weights[term.name] > 0]
+    if not weighted:
+        return {}
+    variables = model.trainable_variables
+    with statistics_kept(model), tf.GradientTape(persistent=True) as tape:
+        terms = model.objective(images, labels, training=True)
+        scale = tf.cast(model._attention_scale(True), terms["ce"].dtype)
+        parts = {name: scale * weights[name] * terms[name] for name in weighted}
+    ce_norm = _norm(tape.gradient(terms["ce"], variables))
+    return {f"grad_ratio_{name}": float(tf.math.divide_no_nan(
+                _norm(tape.gradient(part, variables)), ce_norm))
+            for name, part in parts.items()}
+
+
+@contextlib.contextmanager
+def statistics_kept(model):
+    """Restores the model's non-trainable variables (BatchNorm's moving statistics) on
+    exit: a diagnostic in training mode must not move them."""
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.non_trainable_variables, saved):
+            variable.assign(value)
+
+
+def diagnostics(model, images, labels, *, training: bool) -> dict:
+    """Every figure above on one batch: gradient ratios (in training mode, whatever
+    ``training`` says: they describe the training step) and map coverage in the mode
+    ``training`` gives."""
+    images = tf.convert_to_tensor(images)
+    labels = tf.convert_to_tensor(labels)
+    out = dict(gradient_ratios(model, images, labels))
+    with statistics_kept(model):
+        out.update(map_coverage(model, images, labels, training=training))
+    return {name: float(np.asarray(value)) for name, value in out.items()}
