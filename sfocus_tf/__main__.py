@@ -1,21 +1,28 @@
 """``python -m sfocus_tf <command> [flags]``: runs ``sfocus-<command>``
-(train, eval, export, tune, reproduce); ``--version`` prints the version."""
+(train, eval, export, tune, reproduce); ``--help`` lists them, ``--version`` prints
+the version."""
 
 import importlib
 import sys
 
 import sfocus_tf
-from sfocus_tf.cli import COMMANDS
+from sfocus_tf.cli import COMMANDS, usage
+
+HELP = ("-h", "-help", "--help", "--helpshort", "--helpfull")
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--version"]:
+    arguments = sys.argv[1:]
+    if arguments == ["--version"]:
         print(f"sfocus_tf {sfocus_tf.__version__}")
         return
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        given = f"unknown command {sys.argv[1]!r}" if len(sys.argv) > 1 else "no command"
-        sys.exit(f"usage: python -m sfocus_tf {{{','.join(COMMANDS)}}} [flags] "
-                 f"(--help after the command lists its flags): {given}")
+    if arguments and arguments[0] in HELP:
+        print(usage())
+        return
+    if not arguments or arguments[0] not in COMMANDS:
+        problem = f"unknown command {arguments[0]!r}" if arguments else "no command given"
+        print(f"{usage()}\n\nerror: {problem}", file=sys.stderr)
+        sys.exit(2)
     command = sys.argv.pop(1)
     sys.argv[0] = f"sfocus-{command}"
     importlib.import_module(f"sfocus_tf.cli.{command}").run()

@@ -29,7 +29,7 @@ def command(*args):
                "--workdir", "--[no]baseline", "--w_as_last: Weight of the as_last term, "]),
     ("tune", ["--tuner: <random|bayesian|hyperband>", "--max_trials", "--ranges",
               "--dataset: <caltech101|", "--w_ac"]),
-    ("reproduce", ["--grid: <default|readings|plusplus>", "--seeds", "--config: <caltech256|",
+    ("reproduce", ["--grid: <default|readings|pilot|plusplus>", "--[no]report_test", "--seeds", "--config: <caltech256|",
                    "--epochs"]),
     ("eval", ["--workdir: A training run's directory", "--split", "--output_dir"]),
     ("export", ["--export_dir", "--model_version", "--max_batch_size", "(default: '64')"]),
@@ -51,8 +51,22 @@ def test_version_and_unknown_commands():
     result = command("train", "--version")
     assert result.returncode == 0 and result.stdout == f"sfocus-train {sfocus_tf.__version__}\n"
     result = command("fly")
-    assert result.returncode != 0 and "unknown command 'fly'" in result.stderr
-    assert "train,eval,export,tune,reproduce" in result.stderr
+    assert result.returncode == 2 and "error: unknown command 'fly'" in result.stderr
+    assert "  reproduce  SFOCUS readings against the baseline" in result.stderr
+
+
+def test_help_lists_the_commands_and_no_command_is_a_usage_error():
+    from sfocus_tf.cli import COMMANDS
+    shown = command("--help")
+    assert shown.returncode == 0 and shown.stderr == ""
+    for name, description in COMMANDS.items():
+        assert f"  {name:<9}  {description}\n" in shown.stdout
+        with open(os.path.join(ROOT, "sfocus_tf", "cli", f"{name}.py")) as f:
+            first_line = f.readline()
+        assert first_line == f'"""sfocus-{name}: {description}\n'  # one description each
+    missing = command()
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr == shown.stdout + "\nerror: no command given\n"
 
 
 def test_start_up_noise_is_dropped_and_everything_else_kept():

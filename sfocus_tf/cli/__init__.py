@@ -15,8 +15,25 @@ from sfocus_tf.common.quiet_start import filtered_stderr
 from sfocus_tf.modeling.input_checks import failed_check
 
 _HELP = {"-?", "-h", "-help", "--help", "--helpshort", "--helpfull", "--helpxml"}
-# Command name -> module (sfocus_tf.cli.<module>); the console script is sfocus-<name>.
-COMMANDS = ("train", "eval", "export", "tune", "reproduce")
+# Command name (module sfocus_tf.cli.<name>, console script sfocus-<name>) -> what it
+# does: the first line of its module's docstring (tests/test_cli.py keeps them equal).
+COMMANDS = {
+    "train": "train SFOCUS (or the baseline) on a dataset.",
+    "eval": "accuracy and attention quality of a trained run.",
+    "export": "a trained run as a versioned SavedModel for TensorFlow Serving.",
+    "tune": "Keras Tuner search over the SFOCUS loss weights, sigma, theta and lr.",
+    "reproduce": "SFOCUS readings against the baseline, identical recipes, K seeds each.",
+}
+
+
+def usage() -> str:
+    """What ``python -m sfocus_tf --help`` prints: the commands, one line each."""
+    width = max(map(len, COMMANDS))
+    lines = ["usage: python -m sfocus_tf <command> [flags]", "",
+             "commands (`python -m sfocus_tf <command> --help` lists a command's flags):"]
+    lines += [f"  {name:<{width}}  {description}" for name, description in COMMANDS.items()]
+    lines += ["", "  --version  print the version"]
+    return "\n".join(lines)
 
 
 class CommandError(Exception):
