@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from absl import flags
 
-from sfocus_tf.configs import recipes
+from sfocus_tf.configs import recipes, schedules
 from sfocus_tf.modeling import terms
 from sfocus_tf.common.config_flags import (config_from_flags, config_to_flags, define_flags,
                                     flag_fields)
@@ -96,7 +96,7 @@ def test_recipes_are_valid_configs_chosen_by_name():
 def test_every_dataset_has_a_default_schedule():
     from sfocus_tf import data
     for name in data.names():
-        schedule = recipes.dataset_schedule(name)  # raises for a dataset without one
+        schedule = schedules.dataset_schedule(name)  # raises for a dataset without one
         if name not in ("caltech256", "image_folder"):  # their presets read the folder
             assert TrainConfig(dataset=name).resolve().epochs == schedule["epochs"], name
     assert TrainConfig(dataset="cifar10", epochs=3).resolve().epochs == 3  # explicit wins

@@ -6,7 +6,7 @@
 
 --config names a recipe (sfocus_tf.configs.recipes); every other training flag set on the
 command line or in a flagfile overrides the recipe's field. Schedule fields left
-unset take the dataset's (recipes.DATASET_SCHEDULES). Restarting with the same
+unset take the dataset's (schedules.DATASET_SCHEDULES). Restarting with the same
 --workdir resumes from the last backup, at its step; a changed config is refused
 unless --allow_config_change.
 """

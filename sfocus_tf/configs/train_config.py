@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import keras_models
 from keras_models.applications import application_names
 from sfocus_tf import data
+from sfocus_tf.configs.schedules import dataset_schedule
 from sfocus_tf.modeling import terms
 from sfocus_tf.modeling.sfocus_config import SFocusConfig
 from sfocus_tf.common.config_flags import choices_of, option
@@ -31,7 +32,7 @@ OPERATIONAL_FIELDS = ("strategy", "jit_compile", "backup_every_steps", "attentio
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run. ``None`` schedule fields take the dataset's default
-    (``recipes.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each
+    (``schedules.DATASET_SCHEDULES``) in ``resolve()``; explicit values win. Each
     field is a flag of the training commands (``config_flags``)."""
 
     dataset: str = option("fashion_mnist", "Dataset preset.", choices=data.names)
@@ -130,9 +131,8 @@ class TrainConfig:
         """The config with the dataset's schedule in every field left at None, and
         the dataset's kind of labels; ``preset``: ``self.preset()`` if the caller
         has it already."""
-        from sfocus_tf.configs import recipes  # here: recipes build TrainConfigs
         preset = self.preset() if preset is None else preset
-        values = {name: value for name, value in recipes.dataset_schedule(self.dataset).items()
+        values = {name: value for name, value in dataset_schedule(self.dataset).items()
                   if getattr(self, name) is None}
         sfocus = self.sfocus
         if preset.multi_label != sfocus.multi_label:
