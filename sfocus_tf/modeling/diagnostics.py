@@ -35,15 +35,14 @@ def effective_area(maps) -> tf.Tensor:
 
 
 def map_coverage(model, images, labels, *, training: bool = False, reading=None) -> dict:
-    """``area_<map>`` and ``empty_<map>`` (batch means) of the four maps of the model's
-    training reading (or ``reading``)."""
+    """``area_<map>`` and ``empty_<map>`` (batch means, tensors) of the four maps of the
+    model's training reading (or ``reading``)."""
     attention = compute_attention(model, images, labels, training=training, reading=reading)
     normalize = model.sfocus_config.replace(**(reading or {})).normalize
     out = {}
     for name in MAP_NAMES:
-        out[f"area_{name}"] = float(tf.reduce_mean(effective_area(attention[name])))
-        out[f"empty_{name}"] = float(tf.reduce_mean(
-            losses.empty_maps(attention[name], normalize)))
+        out[f"area_{name}"] = tf.reduce_mean(effective_area(attention[name]))
+        out[f"empty_{name}"] = tf.reduce_mean(losses.empty_maps(attention[name], normalize))
     return out
 
 
@@ -52,21 +51,21 @@ def _norm(gradients) -> tf.Tensor:
 
 
 def gradient_ratios(model, images, labels) -> dict:
-    """``grad_ratio_<term>`` for each attention term weighted above 0, on one batch in
-    training mode (BatchNorm's moving statistics are restored afterwards, so the model
-    is left as it was). The weight includes the warm-up factor of the current step."""
+    """``grad_ratio_<term>`` (tensors) for each attention term weighted above 0, on one
+    batch in training mode (BatchNorm's moving statistics move: see ``diagnostics``).
+    The weight includes the warm-up factor of the current step."""
     weights = model.sfocus_config.term_weights
     weighted = [term.name for term in ATTENTION_TERMS if weights[term.name] > 0]
     if not weighted:
         return {}
     variables = model.trainable_variables
-    with statistics_kept(model), tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=True) as tape:
         terms = model.objective(images, labels, training=True)
         scale = tf.cast(model._attention_scale(True), terms["ce"].dtype)
         parts = {name: scale * weights[name] * terms[name] for name in weighted}
     ce_norm = _norm(tape.gradient(terms["ce"], variables))
-    return {f"grad_ratio_{name}": float(tf.math.divide_no_nan(
-                _norm(tape.gradient(part, variables)), ce_norm))
+    return {f"grad_ratio_{name}": tf.math.divide_no_nan(
+                _norm(tape.gradient(part, variables)), ce_norm)
             for name, part in parts.items()}
 
 
@@ -83,12 +82,25 @@ def statistics_kept(model):
 
 
 def diagnostics(model, images, labels, *, training: bool) -> dict:
-    """Every figure above on one batch: gradient ratios (in training mode, whatever
-    ``training`` says: they describe the training step) and map coverage in the mode
-    ``training`` gives."""
+    """Every figure above on one batch, as floats: gradient ratios (in training mode,
+    whatever ``training`` says: they describe the training step) and map coverage in
+    the mode ``training`` gives. The model is left as it was. Under a tf.distribute
+    strategy every replica computes the figures of the whole batch (the gradients of a
+    distributed variable exist only in a replica's context); the first one's are kept."""
     images = tf.convert_to_tensor(images)
     labels = tf.convert_to_tensor(labels)
-    out = dict(gradient_ratios(model, images, labels))
-    with statistics_kept(model):
+
+    def figures():
+        out = dict(gradient_ratios(model, images, labels))
         out.update(map_coverage(model, images, labels, training=training))
+        return out
+
+    strategy = tf.distribute.get_strategy()
+    with statistics_kept(model):
+        if tf.distribute.in_cross_replica_context() and tf.distribute.has_strategy():
+            per_replica = tf.function(lambda: strategy.run(figures))()  # eager run: slow
+            out = {name: strategy.experimental_local_results(value)[0]
+                   for name, value in per_replica.items()}
+        else:
+            out = figures()
     return {name: float(np.asarray(value)) for name, value in out.items()}
