@@ -23,7 +23,8 @@ from absl import app, flags  # noqa: E402
 
 from common import time_steps  # noqa: E402
 from sfocus_tf.configs.train_config import TrainConfig  # noqa: E402
-from sfocus_tf.training.train import compiled_model, make_datasets  # noqa: E402
+from sfocus_tf.training.build import compiled_model  # noqa: E402
+from sfocus_tf.training.inputs import make_datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset.")

@@ -23,7 +23,7 @@ from absl import app, flags  # noqa: E402
 from sfocus_tf import data  # noqa: E402
 from sfocus_tf.serving.export import export_saved_model  # noqa: E402
 from sfocus_tf.configs.train_config import TrainConfig  # noqa: E402
-from sfocus_tf.training.train import build_model  # noqa: E402
+from sfocus_tf.training.build import build_model  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset (input size, normalisation).")

@@ -11,7 +11,7 @@ from sfocus_tf import SFocusConfig, SFocusModel, attention_maps, data
 from sfocus_tf.modeling.gradcam import compute_attention
 from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
 from sfocus_tf.serving.export import export_saved_model
-from sfocus_tf.training.train import dtype_policy
+from sfocus_tf.training.build import dtype_policy
 
 CLASSES, WIDTH, SHAPE = 3, 2, (12, 12, 1)
 

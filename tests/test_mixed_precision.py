@@ -6,7 +6,7 @@ import tensorflow as tf
 import keras_models
 from sfocus_tf import SFocusModel, attention_maps
 from sfocus_tf.modeling.gradcam import compute_attention
-from sfocus_tf.training.train import dtype_policy
+from sfocus_tf.training.build import dtype_policy
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -17,7 +17,8 @@ from sfocus_tf.training.checkpointing import BackupError
 from sfocus_tf.common.files import read_json
 from sfocus_tf.training.finite import NonFiniteError
 from sfocus_tf.configs.train_config import TrainConfig, config_changes
-from sfocus_tf.training.train import ConfigChangedError, train_and_evaluate
+from sfocus_tf.training.resume import ConfigChangedError
+from sfocus_tf.training.train import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "tests", "resume", "run.py")

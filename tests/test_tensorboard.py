@@ -18,7 +18,8 @@ from sfocus_tf.modeling import terms
 from sfocus_tf.common.files import read_json
 from sfocus_tf.studies.reproduction import write_hparams_config
 from sfocus_tf.configs.train_config import TrainConfig
-from sfocus_tf.training.train import learning_rate_schedule, train_and_evaluate
+from sfocus_tf.training.build import learning_rate_schedule
+from sfocus_tf.training.train import train_and_evaluate
 from sfocus_tf.studies.tuning import SearchSpace
 
 STEPS, EPOCHS, SIZE, SHOWN = 2, 2, 16, 2  # steps per epoch, epochs, image size, overlays

@@ -147,7 +147,7 @@ def test_library_modules_define_no_command_line_flags():
 def test_application_backbone_starts_from_a_local_weights_file(tmp_path):
     """--model=application --weights=FILE: the backbone starts from the file's weights
     (offline; --weights=imagenet takes the same path after Keras' download)."""
-    from sfocus_tf.training.train import build_model
+    from sfocus_tf.training.build import build_model
     saved = keras.applications.MobileNetV2(include_top=False, weights=None,
                                            input_shape=(32, 32, 3))
     path = str(tmp_path / "mobilenet.weights.h5")

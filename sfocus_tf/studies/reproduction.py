@@ -22,7 +22,8 @@ from sfocus_tf.configs import run_dir
 from sfocus_tf.common.files import write_json, write_text
 from sfocus_tf.modeling.sfocus_config import SFocusConfig
 from sfocus_tf.configs.train_config import TrainConfig
-from sfocus_tf.training.train import steps_per_epoch, train_and_evaluate
+from sfocus_tf.training.inputs import steps_per_epoch
+from sfocus_tf.training.train import train_and_evaluate
 
 # The reading the project started from (Grad-CAM of the logit, mean gradient weights,
 # second order, relu maps, unit weights, no warm-up). Arms are written as changes to

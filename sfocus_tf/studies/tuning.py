@@ -34,7 +34,8 @@ from sfocus_tf.evaluation.evaluate import progress_verbosity
 from sfocus_tf.common.files import makedirs, write_json, write_text
 from sfocus_tf.common.config_flags import config_to_flags
 from sfocus_tf.configs.train_config import TrainConfig
-from sfocus_tf.training.train import compiled_model, make_datasets
+from sfocus_tf.training.build import compiled_model
+from sfocus_tf.training.inputs import make_datasets
 
 TUNERS = ("random", "bayesian", "hyperband")
 SFOCUS_PARAMETERS = terms.WEIGHT_FIELDS + ("sigma", "theta")

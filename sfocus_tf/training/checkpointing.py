@@ -41,7 +41,7 @@ class BackupAndResume(keras.callbacks.Callback):
     A restart continues at the step: the caller fits the rest of the interrupted
     epoch (``initial_epoch``, ``initial_step``) on data that skips the
     ``global_step`` batches already used, then the remaining epochs
-    (``training.fit_from_backup``). The metric sums put back at the start of the
+    (``resume.fit_from_backup``). The metric sums put back at the start of the
     interrupted epoch make its logs those of a run never stopped.
 
     With several workers every worker must save (reading distributed variables is a

@@ -51,7 +51,8 @@ def main(data_dir, workdir, kill_at, strategy="auto"):
     KilledAt.kill_at = int(kill_at)
     train.BackupAndResume = KilledAt
     config = TrainConfig(data_dir=data_dir, strategy=strategy, **CONFIG)
-    model, metrics = train.train(config, workdir)
+    metrics = train.train_and_evaluate(config, workdir)
+    model = keras.models.load_model(os.path.join(workdir, "model.keras"))
     # The trained variables alone: under MirroredStrategy each replica keeps its own
     # BatchNorm moving statistics, and a backup holds their mean.
     digest = hashlib.sha256()

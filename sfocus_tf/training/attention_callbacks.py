@@ -1,0 +1,65 @@
+"""What a run shows of its attention each epoch: overlays of fixed images (PNG and
+TensorBoard), and the attention diagnostics (``sfocus_tf.modeling.diagnostics``) in
+fit's logs, so that ``History``, the run's ``metrics.json`` history and TensorBoard
+record them beside the loss (the validation batch's with Keras' ``val_`` prefix).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sfocus_tf.evaluation import overlays
+from sfocus_tf.modeling.diagnostics import diagnostics
+from sfocus_tf.training import tensorboard_logs
+
+
+class AttentionDiagnostics(keras.callbacks.Callback):
+    """At each epoch's end, the diagnostics of one fixed training batch (in training
+    mode, BatchNorm statistics restored) and one fixed validation batch (in inference
+    mode). Baselines compute no attention in training; their maps are still measured.
+    Place it before the callbacks that read the logs (backups, TensorBoard)."""
+
+    def __init__(self, train_batch, validation_batch=None):
+        super().__init__()
+        self.train_batch, self.validation_batch = train_batch, validation_batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs.update(diagnostics(self.model, *self.train_batch, training=True))
+        if self.validation_batch is not None:
+            figures = diagnostics(self.model, *self.validation_batch, training=False)
+            logs.update({f"val_{name}": value for name, value in figures.items()})
+
+
+class AttentionImages(keras.callbacks.Callback):
+    """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard
+    (at the optimizer step, the step axis of ``tensorboard_logs``)."""
+
+    def __init__(self, images, labels, class_names, png_dir, tensorboard_dir):
+        super().__init__()
+        self.images, self.labels, self.class_names = images, labels, class_names
+        self.png_dir = png_dir
+        self.writer = tf.summary.create_file_writer(
+            os.path.join(tensorboard_dir, tensorboard_logs.ATTENTION))
+
+    def render(self) -> np.ndarray:
+        return overlays.render(self.model, self.images, self.labels, self.class_names)
+
+    def on_epoch_end(self, epoch, logs=None):
+        grid = self.render()
+        overlays.save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
+        with self.writer.as_default():
+            tf.summary.image("true_vs_confusing", grid[None], step=int(self.model.optimizer.iterations.numpy()),
+                             description=OVERLAYS_DESCRIPTION)
+        self.writer.flush()
+
+
+OVERLAYS_DESCRIPTION = (
+    "Each row: a test image, then standard Grad-CAM maps of its true class and of its "
+    "most confusing class, at the last and at the inner layer (the maps as_inner and ac "
+    "act on); a hatched 'all zero' panel is a map that is zero everywhere.")
