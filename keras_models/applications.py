@@ -18,6 +18,7 @@ import inspect
 
 import keras
 
+from keras_models import keras_compat
 from keras_models.backbone import Backbone
 from keras_models.batch_norm import exact_batch_norm
 from keras_models.blocks import kernel_regularizer, policy_name
@@ -102,7 +103,7 @@ class ApplicationBackbone(Backbone):
         app = exact_batch_norm(_build_application(application, input_shape, weights, dtype))
         inner = _feature_map(app, inner_layer, "inner_layer")
         if last_layer is None:
-            last_layer = app.output._keras_history[0].name
+            last_layer = keras_compat.layer_of(app.output).name
         last = _feature_map(app, last_layer, "last_layer")
         _add_weight_decay(app, weight_decay)
         kwargs.setdefault("name", app.name)

@@ -9,6 +9,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_models import keras_compat
+
 _HIDDEN_FROM = threading.local()
 
 
@@ -53,10 +55,10 @@ class BatchNorm(keras.layers.BatchNormalization):
                 initializer=keras.initializers.get(kwargs["initializer"]),
                 shape=kwargs["shape"], dtype=self.variable_dtype, trainable=False,
                 autocast=False, aggregation="mean", synchronization="on_read", name=name)
-        self._track_variable(variable)
+        keras_compat.track_variable(self, variable)
         return variable
 
-    def _moments(self, inputs, mask):
+    def _moments(self, inputs, mask):  # private: keras_compat.OVERRIDDEN
         if mask is not None or self.synchronized:
             return super()._moments(inputs, mask)
         tape = getattr(_HIDDEN_FROM, "tape", None)
@@ -66,7 +68,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             return self._batch_moments(inputs)
 
     def _batch_moments(self, inputs):
-        axes = self._reduction_axes
+        axes = keras_compat.reduction_axes(self)
         mean = ops.mean(inputs, axis=axes, keepdims=True)
         variance = ops.mean(ops.square(inputs - mean), axis=axes, keepdims=True)
         return ops.squeeze(mean, axis=axes), ops.squeeze(variance, axis=axes)

@@ -1,8 +1,7 @@
 """The Keras and TensorFlow releases sfocus_tf supports, checked on import.
 
-keras_models overrides a private method of Keras' BatchNormalization and
-``distribute`` patches Keras' trainer for multi-worker runs; both are tested on
-one Keras release line, so another one is refused rather than trusted.
+Every use of Keras' private API (``keras_models.keras_compat``) was checked on one
+Keras release line, so another one is refused rather than trusted.
 The pins are pyproject.toml's (tests/test_files.py keeps the two equal).
 """
 

@@ -13,11 +13,12 @@ from sfocus_tf.configs.schedules import dataset_schedule
 from sfocus_tf.modeling import terms
 from sfocus_tf.modeling.sfocus_config import SFocusConfig
 from sfocus_tf.common.config_flags import choices_of, option
-from sfocus_tf.training.distribute import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+# tf.distribute strategies by name (sfocus_tf.training.distribute makes them).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # The fields of --model=application, given to keras_models.get.
 APPLICATION_FIELDS = ("application", "inner_layer", "last_layer", "weights")
 # Other fields given to keras_models.get where set.

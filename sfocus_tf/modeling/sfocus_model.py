@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 import keras_models
+from keras_models import keras_compat
 
 from sfocus_tf.modeling import losses
 from sfocus_tf.modeling.gradcam import MAP_NAMES, compute_attention, full_precision
@@ -243,7 +244,7 @@ class SFocusModel(keras.Model):
                              "compile() takes no loss argument")
         self._step_xla = resolve_jit_compile(jit_compile)
         super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
-        self._compile_config.config["jit_compile"] = jit_compile
+        keras_compat.record_compile_argument(self, "jit_compile", jit_compile)
         self._gradients_step = self._maybe_xla(self._loss_and_gradients)
         self._eval_step = self._maybe_xla(lambda x, y: self.objective(x, y, training=False))
 
@@ -253,13 +254,13 @@ class SFocusModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)  # so its state can load
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # keras_compat
         # Under a tf.distribute strategy Keras builds what is left to build from a
         # batch of an extra iterator over the training data. That iterator draws the
         # seeds of the shuffle and augmentation passes it reads, which shifts the
         # stream the training iterator then sees (a resumed run could not replay it).
         # The model is built here at construction; with its optimizer built too
-        # (``training.compiled_model``), nothing is left to build.
+        # (``training.build.compiled_model``), nothing is left to build.
         if iterator is not None and self.optimizer is not None and self.optimizer.built:
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -346,7 +347,7 @@ def _check_feature_sizes(backbone):
     for key in keras_models.FEATURE_KEYS:
         tensor = backbone.output[key]
         if None in tuple(tensor.shape[1:3]):
-            layer = tensor._keras_history[0].name
+            layer = keras_compat.layer_of(tensor).name
             raise ValueError(
                 f"backbone {backbone.name!r}: feature map {key!r} (layer {layer!r}) has an "
                 f"unknown spatial size {tuple(tensor.shape[1:])} for input "

@@ -17,9 +17,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-# The Keras versions the multi-worker patch below was written and tested against.
-PATCHED_KERAS = ("3.15.",)
+from keras_models import keras_compat
+from sfocus_tf.configs.train_config import STRATEGIES
+
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -32,7 +32,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if name == "multi_worker":
         tf_config()  # a missing or malformed TF_CONFIG: one line, before TF reads it
-        patch_keras_for_multi_worker()
+        keras_compat.patch_trainer_for_multi_worker()  # keras-team/keras#20585
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
@@ -94,52 +94,3 @@ def output_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:
         return workdir
     _, task_type, index = tf_config()
     return tempfile.mkdtemp(prefix=f"sfocus-{task_type}{index}-")
-
-
-def patch_keras_for_multi_worker() -> None:
-    """Makes Keras 3 ``fit``/``evaluate`` work under MultiWorkerMirroredStrategy.
-
-    keras-team/keras#20585, two places in Keras' TensorFlow trainer:
-
-    - before the first step, ``_maybe_symbolic_build`` averages the first data
-      batch across replicas, eagerly; under the multi-worker strategy that
-      reduction rejects the per-replica batch. Any replica's batch serves to build.
-    - each step's logs are reduced with ``strategy.reduce("MEAN", value, axis=0)``,
-      which fails on the scalar logs every model returns ("Invalid reduction
-      dimension 0 for input with 0 dimensions"). The mean across replicas
-      (``axis=None``) is what is meant.
-
-    Applied once, and only to the Keras versions it was tested on
-    (tests/test_distribute.py runs two workers).
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if getattr(tf_trainer.reduce_per_replica, "sfocus_patched", False):
-        return
-    if not keras.__version__.startswith(PATCHED_KERAS):
-        raise RuntimeError(f"the MultiWorkerMirroredStrategy patch was tested on Keras "
-                           f"{PATCHED_KERAS}, not {keras.__version__}; check "
-                           "keras-team/keras#20585 and tests/test_distribute.py")
-    multi_worker = tf_trainer._collective_all_reduce_multi_worker
-    original_reduce = tf_trainer.reduce_per_replica
-    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and multi_worker(strategy):
-            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None),
-                                         values)
-        return original_reduce(values, strategy, reduction)
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if iterator is not None and strategy is not None and multi_worker(strategy):
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0], next(it))
-                break
-            iterator = None
-        return original_build(self, iterator=iterator, data_batch=data_batch)
-
-    reduce_per_replica.sfocus_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
