@@ -17,7 +17,7 @@ BAZEL_FLAGS := --repo_env=SFOCUS_VENV=$(abspath $(VENV))
 DEMO_RUN := runs/demo
 DEMO_EXPORT := savedmodels/fashion_mnist_demo
 
-.PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench clean
+.PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench bench-accelerator clean
 
 setup: $(VENV)/.installed
 
@@ -64,6 +64,13 @@ bench: setup data
 	$(PY) bench/pipeline.py
 	$(PY) bench/serving.py
 	$(PY) bench/memory.py
+
+# Plain against SFOCUS steps on the devices found (XLA, precisions, replicas), and the
+# attention signature's latency: runs/bench/accelerator.{json,md}; sized for 5 minutes on one
+# GPU (rows past --time_budget_s are recorded as not started).
+bench-accelerator: setup data
+	$(PY) bench/accelerator.py --output_json=runs/bench/accelerator.json \
+		--output_md=runs/bench/accelerator.md
 
 clean:
 	[ ! -d .bazel/output_base ] || $(BAZEL) clean --expunge

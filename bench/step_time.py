@@ -28,7 +28,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import keras_models  # noqa: E402
-from common import VARIANTS, parse_shape, plain_model, sfocus_model, time_steps  # noqa: E402
+from common import (VARIANTS, interleaved_times, one_batch, parse_shape,  # noqa: E402
+                    plain_model, sfocus_model, time_steps)
 from sfocus_tf import SFocusConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -45,13 +46,6 @@ flags.DEFINE_list("plusplus_classes", ["10", "100"], "Class counts of the pluspl
 flags.DEFINE_integer("class_block_width", 13, "Width of the ++ per-class last blocks.")
 
 
-def one_batch(shape, num_classes):
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(FLAGS.batch_size,) + shape).astype("float32")
-    labels = rng.integers(0, num_classes, FLAGS.batch_size).astype("int32")
-    return tf.data.Dataset.from_tensors((images, labels)).repeat()
-
-
 def bench_shape(shape, jit):
     num_classes = 10
     models = {"plain_keras": plain_model(
@@ -59,7 +53,7 @@ def bench_shape(shape, jit):
     for name, config in VARIANTS.items():
         models[name] = sfocus_model(keras_models.get(FLAGS.model, shape, num_classes),
                                     num_classes, config, jit)
-    return time_models(models, one_batch(shape, num_classes))
+    return time_models(models, one_batch(shape, num_classes, FLAGS.batch_size))
 
 
 def bench_plusplus(shape, jit, num_classes):
@@ -73,7 +67,7 @@ def bench_plusplus(shape, jit, num_classes):
         "plusplus": sfocus_model(backbone(class_block_width=FLAGS.class_block_width),
                                  num_classes, SFocusConfig(w_bw=1.0), jit),
     }
-    result = time_models(models, one_batch(shape, num_classes))
+    result = time_models(models, one_batch(shape, num_classes, FLAGS.batch_size))
     for name, model in models.items():
         result[name]["params"] = int(model.count_params())
     return result
@@ -81,13 +75,9 @@ def bench_plusplus(shape, jit, num_classes):
 
 def time_models(models, dataset):
     """Median step time of each model and its ratio to ``plain_keras``."""
-    times = {name: [] for name in models}
     for model in models.values():
         time_steps(model, dataset, 2)  # trace and compile
-    per_round = max(1, FLAGS.steps // FLAGS.rounds)
-    for _ in range(FLAGS.rounds):
-        for name, model in models.items():
-            times[name] += time_steps(model, dataset, per_round)
+    times = interleaved_times(models, dataset, FLAGS.steps, FLAGS.rounds)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     return {name: {"median_s": m, "ratio_to_plain": m / medians["plain_keras"]}
             for name, m in medians.items()}
