@@ -43,7 +43,7 @@ import keras_models  # noqa: E402
 from common import (VARIANTS, exported_signatures, interleaved_times, latency_rows,  # noqa: E402
                     one_batch, parse_shape, plain_model, sfocus_model, time_steps)
 from sfocus_tf import SFocusModel, data  # noqa: E402
-from sfocus_tf.training.train import dtype_policy  # noqa: E402
+from sfocus_tf.training.build import dtype_policy  # noqa: E402
 
 PARTS = ("one_replica", "mirrored", "attention")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
