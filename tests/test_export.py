@@ -231,3 +231,38 @@ def test_a_version_that_appears_during_the_export_is_not_replaced(tmp_path):
             (tmp_path / "1" / "saved_model.pb").write_text("theirs")
     assert (tmp_path / "1" / "saved_model.pb").read_text() == "theirs"
     assert os.listdir(tmp_path) == ["1"]
+
+
+@pytest.mark.parametrize("reading, same", [("gradcam", True), ("training", False)])
+def test_served_maps_are_the_evaluation_maps(tmp_path, reading, same):
+    """A model trained with softmax maps: its attention signature serves standard
+    Grad-CAM, the maps evaluation and the overlays show (within 1e-3), unless the export
+    opts in to the training reading, whose maps differ."""
+    from sfocus_tf import SFocusConfig, attention_maps
+    from sfocus_tf.modeling.gradcam import shown_reading
+    preset = data.get_preset("fashion_mnist")
+    config = SFocusConfig(map_activation="softmax", map_temperature="spatial_std")
+    model = SFocusModel(keras_models.get("resnet8", preset.image_size, 10), 10, config)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    inputs = data.preprocess_for_serving(images, preset)
+    model.fit(inputs, rng.integers(0, 10, 6), batch_size=3, epochs=1, verbose=0)
+    path = export_saved_model(model, preset, str(tmp_path / "m"), data.class_names(preset),
+                              attention_reading=reading)
+    maps = attention_maps(model, inputs, reading=shown_reading())
+    resized = {name: tf.image.resize(maps[f"{role}_last"][..., None], (28, 28))[..., 0].numpy()
+               for role, name in (("target", "target_map"), ("confusing", "confusing_map"))}
+    cases = tmp_path / "cases.npz"
+    np.savez(cases, images=images, tolerance=1e-3 if same else 0.1, **resized)
+    result = clean_python(os.path.join(HERE, "serving", "served_maps_check.py"), path,
+                          str(cases))
+    assert (result.returncode == 0) == same, result.stdout[-1500:] + result.stderr[-1500:]
+    assert "max abs differences" in result.stdout
+
+
+def test_an_unknown_attention_reading_is_refused_before_writing(exported, tmp_path):
+    with pytest.raises(ValueError, match="attention reading 'own' is not valid"):
+        export_saved_model(exported["model"], exported["preset"], str(tmp_path / "x"),
+                           exported["names"], attention_reading="own")
+    assert not (tmp_path / "x").exists()

@@ -23,6 +23,10 @@ flags.DEFINE_integer("model_version", None, "Version number; default: one above 
 flags.DEFINE_bool("overwrite", False, "Replace an existing version (in one atomic swap; "
                   "a running server keeps serving the version it loaded).")
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
+flags.DEFINE_enum("attention_reading", "gradcam", ["gradcam", "training"],
+                  "What the attention signature serves: gradcam, standard Grad-CAM (the "
+                  "maps sfocus-eval, the overlays and TensorBoard show); training, the maps "
+                  "of the model's own training reading (e.g. softmax maps), which differ.")
 flags.DEFINE_integer("max_batch_size", 64, "Largest request (images) the signatures accept; "
                      "larger ones are rejected with an error.")
 
@@ -32,7 +36,8 @@ def _export() -> str:
         os.path.join(FLAGS.export_dir, str(FLAGS.model_version)))
     path = export_run(FLAGS.workdir, FLAGS.export_dir, version=FLAGS.model_version,
                       overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
-                      max_batch_size=FLAGS.max_batch_size)
+                      max_batch_size=FLAGS.max_batch_size,
+                      attention_reading=FLAGS.attention_reading)
     if replacing:
         return (f"exported {path} (replaced in one swap; a running TF Serving keeps the "
                 "version it loaded until restarted: export a new version to roll out)")

@@ -22,8 +22,7 @@ from sfocus_tf import data
 from sfocus_tf.evaluation import overlays, report
 from sfocus_tf.modeling import losses
 from sfocus_tf.configs import run_dir
-from sfocus_tf.modeling.gradcam import attention_maps
-from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
 from sfocus_tf.evaluation.metrics import MetricTotals
 
 
@@ -50,7 +49,7 @@ _TRACED_STATISTICS = weakref.WeakKeyDictionary()
 
 
 def _statistics(model, images, labels) -> dict:
-    maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
+    maps = attention_maps(model, images, labels, reading=shown_reading())
     cfg = model.sfocus_config
     mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
     return dict(maps,

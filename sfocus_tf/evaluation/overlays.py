@@ -7,8 +7,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sfocus_tf.modeling import losses
-from sfocus_tf.modeling.gradcam import attention_maps
-from sfocus_tf.modeling.sfocus_config import GRADCAM_READING
+from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
 from sfocus_tf.common.files import atomic_path, local_copy
 from sfocus_tf.modeling.maps import resize_maps
 
@@ -117,7 +116,7 @@ def render(model, images, labels, class_names) -> np.ndarray:
     """The overlay grid of ``model``'s maps (``PANELS``: true and confusing class, last
     and inner layer) for a batch, as standard Grad-CAM (the maps evaluation measures,
     whatever reading the model trained with)."""
-    maps = attention_maps(model, images, labels, reading=GRADCAM_READING)
+    maps = attention_maps(model, images, labels, reading=shown_reading())
     names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
     return overlay_grid(images, {key: maps[key].numpy() for key in PANELS},
                         target_names=names(maps["target_class"]),

@@ -21,7 +21,7 @@ from typing import Iterable
 import tensorflow as tf
 
 from keras_models.batch_norm import statistics_hidden_from
-from sfocus_tf.modeling.sfocus_config import CHOICES
+from sfocus_tf.modeling.sfocus_config import CHOICES, GRADCAM_READING
 from sfocus_tf.modeling.losses import EPS
 from sfocus_tf.modeling.input_checks import check_images, check_labels
 
@@ -250,6 +250,22 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
         out[name] = normalize_maps(raw, config.normalize)
     del tape
     return out
+
+
+# What the maps shown to a user are (evaluation, overlays, TensorBoard images, the
+# SavedModel's attention signature): "gradcam", standard Grad-CAM whatever the model
+# trained with, so that no training reading can improve its figures by redefining the
+# map; or "training", the maps of the model's own training reading.
+SHOWN_READINGS = ("gradcam", "training")
+
+
+def shown_reading(which: str = "gradcam") -> dict | None:
+    """The ``reading`` argument of ``compute_attention``/``attention_maps`` for the maps a
+    user is shown: ``GRADCAM_READING``, or None (the model's own) for ``"training"``."""
+    if which not in SHOWN_READINGS:
+        raise ValueError(f"attention reading {which!r} is not valid; allowed: "
+                         + ", ".join(map(repr, SHOWN_READINGS)))
+    return dict(GRADCAM_READING) if which == "gradcam" else None
 
 
 _COMPILED = weakref.WeakKeyDictionary()

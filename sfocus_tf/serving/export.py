@@ -13,8 +13,9 @@ graph, with the same code as the evaluation pipeline):
   [B, k] (top k, best first), ``class_names`` string [B, k] (their names),
   ``scores`` float32 [B, k].
 - ``attention`` -> ``target_map`` / ``confusing_map`` float32 [B, H, W] (the
-  normalised last-layer Grad-CAM of the top class and of the runner-up,
-  resized to the input size), ``target_class`` / ``confusing_class`` int32
+  normalised last-layer map of the top class and of the runner-up, resized to the
+  input size: standard Grad-CAM, the maps ``sfocus-eval`` and the overlays show, or
+  with ``attention_reading="training"`` the maps of the model's training reading), ``target_class`` / ``confusing_class`` int32
   [B], ``target_class_name`` / ``confusing_class_name`` string [B],
   ``target_score`` / ``confusing_score`` float32 [B] (probabilities).
   For presets that centre-crop (ImageNet-like), the maps cover the central
@@ -34,7 +35,7 @@ import tensorflow as tf
 
 from sfocus_tf import data
 from sfocus_tf.configs import run_dir
-from sfocus_tf.modeling.gradcam import compute_attention
+from sfocus_tf.modeling.gradcam import compute_attention, shown_reading
 from sfocus_tf.serving.version_dirs import next_version, staged_version
 
 __all__ = ["CLASS_NAMES_ASSET", "checked_images", "export_run", "export_saved_model",
@@ -91,10 +92,11 @@ def _write_class_names(folder: str, class_names, num_classes: int) -> str:
 
 
 def serving_functions(model, preset, names: tf.lookup.StaticHashTable, *, top_k: int = 5,
-                      max_batch_size: int = 64) -> dict:
+                      max_batch_size: int = 64, attention_reading: str = "gradcam") -> dict:
     """The two signature functions, for ``tf.function`` tracing; ``names`` maps class
-    ids to names (``class_name_table``)."""
+    ids to names (``class_name_table``); ``attention_reading``: ``gradcam.SHOWN_READINGS``."""
     top_k = min(top_k, model.num_classes)
+    reading = shown_reading(attention_reading)
     channels = preset.image_size[-1]
 
     def model_input(images):
@@ -112,7 +114,7 @@ def serving_functions(model, preset, names: tf.lookup.StaticHashTable, *, top_k:
 
     def attention(images):
         out = compute_attention(model, model_input(images),
-                                maps=("target_last", "confusing_last"))
+                                maps=("target_last", "confusing_last"), reading=reading)
         probabilities = _probabilities(model, out["logits"])
         size = tf.shape(images)[1:3]
         resize = lambda m: tf.image.resize(m[..., None], size)[..., 0]  # noqa: E731
@@ -131,7 +133,7 @@ def serving_functions(model, preset, names: tf.lookup.StaticHashTable, *, top_k:
 def export_saved_model(model, preset, export_dir: str, class_names, *,
                        version: int | None = None,
                        overwrite: bool = False, top_k: int = 5,
-                       max_batch_size: int = 64) -> str:
+                       max_batch_size: int = 64, attention_reading: str = "gradcam") -> str:
     """Writes ``export_dir/<version>`` atomically; returns its path.
 
     ``preset`` is the training run's ``DatasetPreset`` (its image_size and
@@ -139,8 +141,11 @@ def export_saved_model(model, preset, export_dir: str, class_names, *,
     ``version`` defaults to the next one. An existing version is an error unless
     ``overwrite``; it is then swapped for the new one in one step (refused
     where the system cannot swap folders atomically). Requests of more than
-    ``max_batch_size`` images are rejected by the graph.
+    ``max_batch_size`` images are rejected by the graph. ``attention_reading``: what
+    the attention signature serves, standard Grad-CAM (``"gradcam"``) or the model's
+    training reading (``"training"``).
     """
+    shown_reading(attention_reading)  # a bad value fails before anything is written
     version = next_version(export_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"version must be a positive integer; got {version}")
@@ -156,7 +161,8 @@ def export_saved_model(model, preset, export_dir: str, class_names, *,
         spec = tf.TensorSpec([None, None, None, preset.image_size[-1]], tf.uint8,
                              name="images")
         for name, fn in serving_functions(model, preset, names, top_k=top_k,
-                                          max_batch_size=max_batch_size).items():
+                                          max_batch_size=max_batch_size,
+                                          attention_reading=attention_reading).items():
             archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
         archive.write_out(staged, verbose=False)
     return os.path.join(export_dir, str(version))
