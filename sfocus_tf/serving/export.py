@@ -34,6 +34,7 @@ import keras
 import tensorflow as tf
 
 from sfocus_tf import data
+from sfocus_tf.common import run_lock
 from sfocus_tf.configs import run_dir
 from sfocus_tf.modeling.gradcam import compute_attention, shown_reading
 from sfocus_tf.serving.version_dirs import next_version, staged_version
@@ -146,6 +147,14 @@ def export_saved_model(model, preset, export_dir: str, class_names, *,
     training reading (``"training"``).
     """
     shown_reading(attention_reading)  # a bad value fails before anything is written
+    with run_lock.exclusive(export_dir, "a model directory"):
+        return _export(model, preset, export_dir, class_names, version=version,
+                       overwrite=overwrite, top_k=top_k, max_batch_size=max_batch_size,
+                       attention_reading=attention_reading)
+
+
+def _export(model, preset, export_dir, class_names, *, version, overwrite, top_k,
+            max_batch_size, attention_reading) -> str:
     version = next_version(export_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"version must be a positive integer; got {version}")

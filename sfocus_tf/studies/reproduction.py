@@ -19,6 +19,7 @@ import numpy as np
 from sfocus_tf.training import hparams
 from sfocus_tf.evaluation import overlays
 from sfocus_tf.configs import run_dir
+from sfocus_tf.common import run_lock
 from sfocus_tf.common.files import write_json, write_text
 from sfocus_tf.modeling.sfocus_config import SFocusConfig
 from sfocus_tf.configs.train_config import TrainConfig
@@ -132,6 +133,11 @@ def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
     arms = tuple(dict.fromkeys(arms))
     if "baseline" not in arms:
         raise ValueError("a study needs the 'baseline' arm to pair the others with")
+    with run_lock.exclusive(workdir, "a study"):
+        return _run_study(base, seeds, workdir, arms, train, report_test)
+
+
+def _run_study(base, seeds, workdir, arms, train, report_test) -> dict:
     preset = base.preset()
     resolved = base.resolve(preset)
     total_steps = resolved.epochs * steps_per_epoch(resolved, preset)

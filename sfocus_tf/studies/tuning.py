@@ -31,6 +31,7 @@ from sfocus_tf.training import distribute, hparams, tensorboard_logs
 from sfocus_tf.configs import run_dir
 from sfocus_tf.modeling import terms
 from sfocus_tf.evaluation.evaluate import progress_verbosity
+from sfocus_tf.common import run_lock
 from sfocus_tf.common.files import makedirs, write_json, write_text
 from sfocus_tf.common.config_flags import config_to_flags
 from sfocus_tf.configs.train_config import TrainConfig
@@ -193,11 +194,19 @@ def write_hparams_config(logdir: str, space: SearchSpace, objective: str) -> Non
 def search(base: TrainConfig, workdir: str, space: SearchSpace = SearchSpace(), *,
            tuner: str = "random", max_trials: int = 10, objective: str = "val_accuracy",
            direction: str = "max") -> SearchResults:
-    """Runs the search; returns (and writes) every trial's outcome and the best flagfile."""
+    """Runs the search; returns (and writes) every trial's outcome and the best flagfile.
+    A ``workdir`` another process is searching in is refused at once (``run_lock``)."""
     preset = base.preset()  # the search's one look-up of its dataset, passed down
     base = base.resolve(preset)
     strategy = make_strategy(base.strategy)  # before any other TF work
     makedirs(workdir)
+    with run_lock.exclusive(workdir, "a tuner search"):
+        return _search(base, preset, strategy, workdir, space, tuner=tuner,
+                       max_trials=max_trials, objective=objective, direction=direction)
+
+
+def _search(base, preset, strategy, workdir, space, *, tuner, max_trials, objective,
+            direction) -> SearchResults:
     keras.utils.set_random_seed(base.seed)
     space = space.for_config(base)  # the weights this backbone's terms can use
     if base.full_training_set:

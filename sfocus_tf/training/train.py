@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from sfocus_tf import data
+from sfocus_tf.common import run_lock
 from sfocus_tf.common.files import prepare_output_dir, save_model, write_json
 from sfocus_tf.configs import run_dir
 from sfocus_tf.configs.train_config import TrainConfig
@@ -38,7 +39,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *,
     (``validation_*`` and ``test_*``), and returns the metrics it writes to
     ``metrics.json``.
 
-    A workdir trained with another config is refused (``ConfigChangedError``)
+    A workdir another process is writing is refused at once (``run_lock``); one
+    trained with another config is refused too (``ConfigChangedError``)
     unless ``allow_config_change``; ``train_config.OPERATIONAL_FIELDS`` may always
     change. A NaN or Inf loss stops the run (``finite.NonFiniteError``).
 
@@ -52,12 +54,13 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *,
     strategy = distribute.make_strategy(config.strategy)  # before any other TF work
     out = distribute.output_dir(workdir, strategy)
     try:
-        check_config(config, workdir, allow_config_change)  # before config.json is replaced
-        _start(config, out)
-        with strategy.scope():
-            model, metrics, overlay_images = _train(config, preset, strategy, workdir, out)
-            metrics.update(_evaluate(model, config, preset))
-        _finish(model, metrics, overlay_images, out)
+        with run_lock.exclusive(out, "a training run"):
+            check_config(config, workdir, allow_config_change)  # before config.json changes
+            _start(config, out)
+            with strategy.scope():
+                model, metrics, overlay_images = _train(config, preset, strategy, workdir, out)
+                metrics.update(_evaluate(model, config, preset))
+            _finish(model, metrics, overlay_images, out)
         return metrics
     finally:
         if out != workdir:
