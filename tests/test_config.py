@@ -11,7 +11,7 @@ def test_defaults_follow_the_spec():
     assert (config.gradcam_weights, config.second_order, config.normalize) == ("mean", True, "max")
     assert (config.mask_gradient, config.as_layers, config.ac_mask_source) == (False, "both", "last")
     assert (config.ac_clamp, config.multi_label) == (False, False)
-    # chosen by the readings study (docs/ablation.md)
+    # chosen by a study (docs/default_study.md)
     assert (config.map_activation, config.class_score) == ("softmax", "logit")
     assert (config.warmup_steps, config.ramp_steps) == (0, 0)
     assert config.uses_attention and not config.baseline().uses_attention

@@ -68,10 +68,8 @@ class SFocusConfig:
     # ignores); the log-probability and the margin over the other class do not.
     class_score: str = option("logit", "Score whose gradient Grad-CAM takes.",
                               choices=("logit", "log_prob", "logit_difference"))
-    # relu keeps positive evidence only, so a map can be switched off everywhere, and
-    # with the other defaults it is (docs/ablation.md); abs and a softmax over
-    # positions cannot be. softmax: the study's most accurate reading that keeps its
-    # maps and separates them.
+    # relu keeps positive evidence only, so a map can be switched off everywhere (the
+    # cheapest way to meet separability); abs and a softmax over positions cannot be.
     map_activation: str = option("softmax", "Activation of the weighted sum of feature "
                                  "maps (softmax: over positions).",
                                  choices=("softmax", "relu", "abs"))

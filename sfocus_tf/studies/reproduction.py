@@ -49,7 +49,7 @@ READINGS = {
     # The best of the single changes on the first seed, with the warm-up added.
     "public_warmup": INITIAL.replace(second_order=False, gradcam_weights="relu_mean"),
 }
-# The pilot of the default (docs/ablation.md): the softmax reading with one term off at a
+# The pilot of the default (docs/default_study.md): the softmax reading with one term off at a
 # time, its scale-free form, and relu maps at a tenth of the weight, separability at the
 # last layer only.
 SOFTMAX = INITIAL.replace(map_activation="softmax")
