@@ -36,7 +36,8 @@ def test_gradient_ratios_equal_an_independent_tape_and_leave_the_model(rng):
     images = tf.constant(rng.normal(size=(6, 12, 12, 3)), tf.float32)
     labels = tf.constant(rng.integers(0, 5, 6), tf.int32)
     before = [v.numpy() for v in model.non_trainable_variables]
-    ratios = diagnostics.gradient_ratios(model, images, labels)
+    figures = diagnostics.diagnostics(model, images, labels, training=True)
+    ratios = {name: value for name, value in figures.items() if name.startswith("grad_")}
     assert set(ratios) == {"grad_ratio_as_last", "grad_ratio_ac"}  # weighted terms only
     for variable, value in zip(model.non_trainable_variables, before):
         np.testing.assert_array_equal(variable.numpy(), value)
@@ -56,6 +57,17 @@ def test_gradient_ratios_equal_an_independent_tape_and_leave_the_model(rng):
     for name, term in weighted.items():
         expected = norm(term) / norm(ce)
         assert ratios[f"grad_ratio_{name}"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_inference_maps_are_read_with_the_statistics_before_the_gradient_pass(rng):
+    model = make_model(w_as_last=1.0)
+    images = tf.constant(rng.normal(size=(4, 12, 12, 3)), tf.float32)
+    labels = tf.constant([0, 1, 2, 3])
+    model(images, training=True)  # moving statistics away from their initial values
+    expected = diagnostics.map_coverage(model, images, labels)
+    figures = diagnostics.diagnostics(model, images, labels, training=False)
+    assert figures["area_target_last"] == pytest.approx(float(expected["area_target_last"]))
+    assert figures["grad_ratio_as_last"] > 0
 
 
 def test_baseline_has_no_gradient_ratio_but_its_maps_are_measured(rng):

@@ -35,6 +35,19 @@ def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups
     assert summary["test"]["sfocus"]["empty C"]["mean"] == pytest.approx(np.mean(empty))
     table = (workdir / "results.md").read_text()
     assert "| baseline |" in table and "| sfocus |" in table and "same seed" in table
+    # Each model read with each arm's map definition; a model under its own reading
+    # has the area its last epoch's diagnostics measured on the same images.
+    from sfocus_tf.studies.cross_readings import cross_readings
+    crossed = cross_readings(str(workdir), ["baseline", "sfocus"], [0, 1])
+    assert set(crossed) == {"baseline", "sfocus"}
+    assert set(crossed["baseline"]) == {"baseline", "sfocus"}
+    for row in crossed.values():
+        for cell in row.values():
+            assert 0.0 <= cell["area_target_last"] <= 1.0
+    own = np.mean([per_run[("sfocus", s)]["history"]["0"]["val_area_target_last"]
+                   for s in (0, 1)])
+    assert crossed["sfocus"]["sfocus"]["area_target_last"] == pytest.approx(own, rel=1e-4)
+    assert "| baseline |" in (workdir / "cross_readings.md").read_text()
     # A second call finds every run finished and trains nothing.
     mtime = (workdir / "sfocus" / "seed-0" / "metrics.json").stat().st_mtime
     assert run_study(base, [0, 1], str(workdir)) == summary

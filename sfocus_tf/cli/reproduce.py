@@ -17,6 +17,7 @@ from absl import flags
 from sfocus_tf import cli
 from sfocus_tf.common import config_flags
 from sfocus_tf.configs import recipes
+from sfocus_tf.studies.cross_readings import cross_readings
 from sfocus_tf.studies.reproduction import ARMS, GRIDS, compare_overlays, markdown, run_study
 from sfocus_tf.configs.train_config import TrainConfig
 
@@ -31,6 +32,9 @@ flags.DEFINE_bool("train", True, "Train missing runs; --notrain only tabulates t
                   "finished ones.")
 flags.DEFINE_bool("report_test", False, "Also tabulate the test split (results.md). "
                   "Studies select on validation: report the test split once, at the end.")
+flags.DEFINE_bool("cross_readings", False, "Also read every finished model with every "
+                  "arm's map definition (<workdir>/cross_readings.md): needs the models, "
+                  "which are not committed.")
 flags.DEFINE_list("compare", None, "Arms whose final overlays (first seed) go side by "
                   "side into <workdir>/overlays-seed-<seed>.png.")
 flags.DEFINE_list("arms", None, "Arms to run instead of --grid (baseline is added): "
@@ -44,6 +48,9 @@ def _reproduce() -> str:
     seeds = [int(s) for s in FLAGS.seeds]
     table = markdown(run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train,
                                report_test=FLAGS.report_test), FLAGS.report_test)
+    if FLAGS.cross_readings:
+        cross_readings(FLAGS.workdir, arms, seeds)
+        table += f"\ncross readings: {FLAGS.workdir}/cross_readings.md\n"
     if FLAGS.compare:
         table += "\noverlays: " + compare_overlays(FLAGS.workdir, FLAGS.compare, seeds[0]) + "\n"
     return table

@@ -91,8 +91,10 @@ def diagnostics(model, images, labels, *, training: bool) -> dict:
     labels = tf.convert_to_tensor(labels)
 
     def figures():
-        out = dict(gradient_ratios(model, images, labels))
-        out.update(map_coverage(model, images, labels, training=training))
+        # the maps first: the training-mode pass of the gradients moves BatchNorm's
+        # statistics, which an inference-mode map would then read
+        out = dict(map_coverage(model, images, labels, training=training))
+        out.update(gradient_ratios(model, images, labels))
         return out
 
     strategy = tf.distribute.get_strategy()
