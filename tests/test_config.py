@@ -59,3 +59,19 @@ def test_which_maps_training_needs():
     assert SFocusConfig(as_layers="last").term_weights["as_inner"] == 0.0
     assert not SFocusConfig().baseline().uses_attention
     assert SFocusConfig(w_as_last=0.0, w_ac=0.0).uses_attention
+
+
+def test_saved_configs_without_a_newer_field_keep_what_they_meant():
+    from sfocus_tf import SFocusModel
+    from sfocus_tf.modeling.sfocus_config import FIELDS_ADDED_SINCE
+    from tiny import tiny_backbone
+    old = SFocusConfig(map_activation="softmax").to_dict()
+    for name in FIELDS_ADDED_SINCE:
+        del old[name]
+    assert SFocusConfig.from_dict(old) == SFocusConfig(map_activation="softmax")  # today's
+    saved = SFocusConfig.from_saved(old)
+    assert {name: getattr(saved, name) for name in FIELDS_ADDED_SINCE} == FIELDS_ADDED_SINCE
+    model = SFocusModel(tiny_backbone(), 5, SFocusConfig(map_temperature="spatial_std"))
+    config = model.get_config()
+    del config["config"]["map_temperature"]  # as a model.keras written before the field
+    assert SFocusModel.from_config(config).sfocus_config.map_temperature == "logit"

@@ -44,7 +44,7 @@ def load_config(workdir: str) -> TrainConfig:
     stored = stored_config(workdir)
     if stored is None:
         raise FileNotFoundError(f"{workdir} holds no training run ({CONFIG})")
-    return TrainConfig.from_dict(stored)
+    return TrainConfig.from_dict(stored, saved=True)
 
 
 def read_metrics(workdir: str) -> dict | None:

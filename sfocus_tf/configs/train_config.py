@@ -11,7 +11,7 @@ from keras_models.applications import application_names
 from sfocus_tf import data
 from sfocus_tf.configs.schedules import dataset_schedule
 from sfocus_tf.modeling import terms
-from sfocus_tf.modeling.sfocus_config import SFocusConfig
+from sfocus_tf.modeling.sfocus_config import FIELDS_ADDED_SINCE, SFocusConfig
 from sfocus_tf.common.config_flags import choices_of, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -149,22 +149,24 @@ class TrainConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any], saved: bool = False) -> "TrainConfig":
+        """``saved``: ``values`` come from a run's config.json (``SFocusConfig.from_saved``)."""
         values = dict(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"Unknown TrainConfig field(s) {unknown}; valid: {sorted(known)}")
         if isinstance(values.get("sfocus"), Mapping):
-            values["sfocus"] = SFocusConfig.from_dict(values["sfocus"])
+            load = SFocusConfig.from_saved if saved else SFocusConfig.from_dict
+            values["sfocus"] = load(values["sfocus"])
         return cls(**values)
 
 
 # Fields added after runs were written whose value here does what a run from before
 # them did. Not every default qualifies: ``map_activation``'s default changed the
 # method, so its absence in an old config.json is a change.
-ADDED_FIELDS_OFF = {"skip_bad_images": False, "sfocus.map_temperature": "logit",
-                    "sfocus.ac_mask": "resized_mask"}
+ADDED_FIELDS_OFF = {"skip_bad_images": False,
+                    **{f"sfocus.{name}": value for name, value in FIELDS_ADDED_SINCE.items()}}
 
 
 def config_changes(stored: Mapping[str, Any], config: TrainConfig) -> list[str]:

@@ -173,6 +173,13 @@ class SFocusConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_saved(cls, values: Mapping[str, Any]) -> "SFocusConfig":
+        """The config of a saved model or run (model.keras, config.json): a field added
+        after it was written takes the value that does what the file meant then
+        (``FIELDS_ADDED_SINCE``), not today's default."""
+        return cls.from_dict({**FIELDS_ADDED_SINCE, **values})
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "SFocusConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -181,6 +188,10 @@ class SFocusConfig:
                              + ", ".join(sorted(known)))
         return cls(**dict(values))
 
+
+# Fields added after models and runs were saved, at the value that reproduces what a
+# file written before them computed.
+FIELDS_ADDED_SINCE = {"map_temperature": "logit", "ac_mask": "resized_mask"}
 
 # Allowed values of the categorical switches, and the switches, from the fields.
 CHOICES = {field.name: choices_of(field) for field in dataclasses.fields(SFocusConfig)

@@ -338,6 +338,7 @@ class SFocusModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["config"] = SFocusConfig.from_saved(config["config"])
         return cls(**config)  # __init__ takes the SFocusConfig as a dict
 
 
