@@ -31,3 +31,17 @@ def test_write_report_writes_the_three_files(tmp_path):
     assert json.loads((out / "eval.json").read_text()) == RESULTS
     assert (out / "eval.md").read_text() == report.markdown_report(RESULTS, "t")
     np.testing.assert_array_equal(overlays.load_png(str(out / "overlays.png")), grid)
+
+
+def test_chance_levels_stand_beside_their_figures_and_the_class_tables_follow():
+    results = {"top20_overlap": 0.25, "top20_overlap_chance": 0.5, "faithfulness_drop": 0.3,
+               "faithfulness_drop_random": 0.125, "per_class_accuracy": [0.5, None],
+               "upper_body_confusions": {"classes": ["T-shirt/top", "Pullover", "Coat",
+                                                     "Shirt"],
+                                         "counts": [[3, 0, 0, 1]] + [[0, 0, 0, 0]] * 3}}
+    text = report.markdown_report(results, "t", class_names=["T-shirt/top", "Trouser"])
+    assert "| top20_overlap | 0.2500 | 0.5000 |" in text
+    assert "| faithfulness_drop | 0.3000 | 0.1250 |" in text
+    assert "| top20_overlap_chance |" not in text  # shown beside, not as a row
+    assert "| T-shirt/top | 0.5000 |" in text and "| Trouser | no examples |" in text
+    assert "| T-shirt/top | 3 | 0 | 0 | 1 |" in text

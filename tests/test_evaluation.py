@@ -46,9 +46,11 @@ def test_average_precision_matches_scikit_learn(rng):
 def test_attention_summary_reports_empty_maps_and_boxes():
     maps = np.zeros((4, 2, 2), np.float32)
     maps[0, 0, 0], maps[1, 1, 1] = 1.0, 1.0
-    arrays = {"overlap": np.array([0.1, 0.3, 0.0, 0.0]), "consistency": np.ones(4),
+    arrays = {**{key: np.full(4, 0.5) for key in metrics.ATTENTION_MEANS.values()},
+              "overlap": np.array([0.1, 0.3, 0.0, 0.0]), "consistency": np.ones(4),
               "empty_target": np.array([0.0, 0.0, 1.0, 1.0]),
               "empty_confusing": np.array([1.0, 0.0, 0.0, 0.0]),
+              "top20_overlap_chance": np.array([0.2, np.nan, 0.4, np.nan]),
               "target_last": maps, "image_hw": (2, 2),
               "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1)),
               "logits": np.eye(4, 3), "labels": np.array([0, 1, 2, 0]),
@@ -60,6 +62,29 @@ def test_attention_summary_reports_empty_maps_and_boxes():
     assert summary["attention_overlap"] == pytest.approx(0.1)
     assert summary["pointing_game"] == 0.25  # only map 0 peaks in its box; 2, 3 are empty
     assert summary["energy_inside_box"] == 0.25
+    assert summary["top20_overlap_chance"] == pytest.approx(0.3)  # NaNs left out
+    assert summary["faithfulness_drop"] == 0.5
+
+
+def test_per_class_accuracy_and_upper_body_confusions_by_hand():
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    labels = np.array([0, 0, 6, 6, 6, 2, 4, 1, 1])
+    predicted = np.array([0, 6, 6, 0, 1, 4, 4, 1, 0])
+    totals = metrics.MetricTotals(multi_label=False, class_names=names)
+    for part in (slice(0, 4), slice(4, 9)):  # two batches
+        zeros = np.zeros(len(labels[part]))
+        totals.add({**{key: zeros for key in metrics.ATTENTION_MEANS.values()},
+                    "logits": np.eye(7)[predicted[part]], "labels": labels[part],
+                    "target_class": labels[part], "confusing_class": labels[part] * 0 + 3})
+    summary = totals.summary()
+    assert summary["per_class_accuracy"] == [0.5, 0.5, 0.0, None, 1.0, None, 1 / 3]
+    # rows true, columns predicted: T-shirt/top, Pullover, Coat, Shirt
+    assert summary["upper_body_confusions"] == {
+        "classes": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
+        "counts": [[1, 0, 0, 1], [0, 0, 1, 0], [0, 0, 1, 0], [1, 0, 0, 1]]}
+    assert "upper_body_confusions" not in metrics.MetricTotals(False, names[:3]).class_summary()
+    assert metrics.confusion_counts(np.array([2]), np.array([0]), (0, 2), 3).tolist() == \
+        [[0, 0], [1, 0]]
 
 
 def test_top_k_accuracy(rng):
@@ -96,8 +121,14 @@ def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
     assert saved[metric] == pytest.approx(results[metric]) and 0 <= results[metric] <= 1
     assert results["examples"] == 8
     for key in ("attention_overlap", "attention_consistency", "energy_inside_box",
-                "pointing_game", "empty_target_map", "empty_confusing_map"):
+                "pointing_game", "empty_target_map", "empty_confusing_map",
+                "attention_overlap_chance", "attention_overlap_inner", "top20_overlap",
+                "top20_overlap_chance", "peak_distance", "peak_distance_chance",
+                "empty_target_map_inner", "empty_confusing_map_inner"):
         assert 0.0 <= results[key] <= 1.0, key
+    for key in ("faithfulness_drop", "faithfulness_drop_random"):
+        assert -1.0 <= results[key] <= 1.0, key
+    assert ("per_class_accuracy" in results) == (metric == "accuracy")
     assert results["most_confused_pairs"]
     assert (tmp_path / "eval" / "overlays.png").stat().st_size > 0
     assert "| true | confused with |" in (tmp_path / "eval" / "eval.md").read_text()

@@ -35,6 +35,10 @@ def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups
     assert summary["test"]["sfocus"]["empty C"]["mean"] == pytest.approx(np.mean(empty))
     table = (workdir / "results.md").read_text()
     assert "| baseline |" in table and "| sfocus |" in table and "same seed" in table
+    assert "| top-20% overlap | top-20% chance |" in table
+    confusions = per_run[("sfocus", 0)]["test_upper_body_confusions"]  # Fashion-MNIST's
+    assert confusions["classes"] == ["T-shirt/top", "Pullover", "Coat", "Shirt"]
+    assert len(per_run[("sfocus", 0)]["test_per_class_accuracy"]) == 10
     # Each model read with each arm's map definition; a model under its own reading
     # has the area its last epoch's diagnostics measured on the same images.
     from sfocus_tf.studies.cross_readings import cross_readings

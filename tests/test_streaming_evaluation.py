@@ -18,11 +18,10 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
     """The pre-streaming computation: every example's arrays concatenated, one
     [N, H, W] mask array, then means (the old ``evaluation.summarise``)."""
     logits, labels = arrays["logits"], arrays["labels"]
-    results = {"examples": len(logits),
-               "attention_overlap": float(arrays["overlap"].mean()),
-               "attention_consistency": float(arrays["consistency"].mean()),
-               "empty_target_map": float(arrays["empty_target"].mean()),
-               "empty_confusing_map": float(arrays["empty_confusing"].mean())}
+    results = {"examples": len(logits)}
+    # a NaN is a figure the example has none of (a chance level in a batch of one)
+    results.update({name: float(np.nanmean(arrays[key]))
+                    for name, key in metrics.ATTENTION_MEANS.items()})
     if "boxes" in arrays:
         height, width = arrays["image_hw"]
         maps = overlays.upsample(arrays["target_last"], height, width)
@@ -37,6 +36,9 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
         true_class = labels
         results["accuracy"] = metrics.top_k_accuracy(logits, labels, 1)
         results["top5_accuracy"] = metrics.top_k_accuracy(logits, labels, 5)
+        results["per_class_accuracy"] = [
+            float(np.mean(logits[labels == c].argmax(axis=1) == c)) if (labels == c).any()
+            else None for c in range(NUM_CLASSES)]
     groups = {}
     for index, pair in enumerate(zip(true_class.tolist(), arrays["confusing_class"].tolist())):
         groups.setdefault(pair, []).append(index)
@@ -63,13 +65,16 @@ def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)
         boxes = np.concatenate([corners, corners + 0.4], axis=-1)
         boxes[:, 2] = 0.0  # padding
         out.append({"logits": logits, "labels": labels,
-                    "overlap": rng.random(size).astype(np.float32),
-                    "consistency": rng.random(size).astype(np.float32),
-                    "empty_target": (rng.random(size) < 0.2).astype(np.float32),
-                    "empty_confusing": (rng.random(size) < 0.2).astype(np.float32),
+                    **{key: rng.random(size).astype(np.float32)
+                       for key in metrics.ATTENTION_MEANS.values()},
+                    **{key: (rng.random(size) < 0.2).astype(np.float32) for key in (
+                        "empty_target", "empty_confusing", "empty_target_inner",
+                        "empty_confusing_inner")},
                     "target_class": rng.integers(0, NUM_CLASSES, size),
                     "confusing_class": rng.integers(0, 3, size),  # repeated pairs
                     "target_last": maps, "boxes": boxes, "image_hw": hw})
+    out[-1]["top20_overlap_chance"][:] = np.nan  # as a batch of one image gives
+    out[-2]["peak_distance_chance"][0] = np.nan
     return out
 
 
@@ -86,6 +91,8 @@ def test_batch_by_batch_equals_the_full_array_computation(rng, multi_label):
     assert list(got) == list(expected)  # same keys, same order
     pairs = got.pop("most_confused_pairs")
     expected_pairs = expected.pop("most_confused_pairs")
+    assert got.pop("per_class_accuracy", None) == pytest.approx(
+        expected.pop("per_class_accuracy", None))
     assert got == pytest.approx(expected, rel=1e-6)
     assert [{k: v for k, v in p.items() if k != "mean_overlap"} for p in pairs] == \
         [{k: v for k, v in p.items() if k != "mean_overlap"} for p in expected_pairs]
@@ -140,7 +147,8 @@ def test_evaluation_shows_progress_and_equals_whole_batch_results(capsys):
     expected = reference_summary(whole, multi_label=False)
     got = totals.summary()
     for key in ("accuracy", "top5_accuracy", "attention_overlap", "pointing_game",
-                "energy_inside_box"):
+                "energy_inside_box", "attention_overlap_inner", "top20_overlap",
+                "peak_distance", "empty_target_map_inner", "faithfulness_drop"):
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
     evaluate.accumulate(model, dataset, verbose=0)
     assert capsys.readouterr().out == ""

@@ -2,9 +2,12 @@
 
 One loop, ``accumulate``, runs the model and its attention batch by batch and adds
 each batch to ``metrics.MetricTotals`` (the NumPy metrics): accuracy (top-1,
-top-5) or mAP, attention overlap of the true and the confusing class, cross-layer
-consistency, localisation inside ground-truth boxes (share of attention energy,
-pointing game), and the most confused class pairs. Memory stays that of one batch,
+top-5, per class) or mAP, attention overlap of the true and the confusing class (soft,
+top-20 % and peak distance, each with its chance level; ``attention_metrics``),
+cross-layer consistency, empty maps, faithfulness (the probability lost when the map's
+top positions are erased, against random ones), localisation inside ground-truth
+boxes (share of attention energy, pointing game), and the most confused class
+pairs. Memory stays that of one batch,
 whatever the size of the dataset; a progress bar counts the batches. ``evaluate_run``
 (``sfocus-eval``) runs it over a finished run's test data and hands the results to
 ``eval_report``, which writes them.
@@ -12,23 +15,36 @@ whatever the size of the dataset; a progress bar counts the batches. ``evaluate_
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sfocus_tf import data
-from sfocus_tf.evaluation import overlays, report
+from sfocus_tf.evaluation import attention_metrics, overlays, report
 from sfocus_tf.modeling import losses
 from sfocus_tf.configs import run_dir
 from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
 from sfocus_tf.evaluation.metrics import MetricTotals
 
 
+# The soft mask of the standard reading: every model's consistency is scored with the
+# same mask, whatever sigma and omega it trained with (a model must not move its own
+# yardstick).
+MEASURED_SIGMA, MEASURED_OMEGA = 0.55, 100.0
+# A map is empty when its raw peak is below this share of the other class's raw peak
+# at the same layer: a threshold relative to the other map, since raw Grad-CAM values
+# scale with the features.
+EMPTY_RATIO = 1e-3
+
+
 def attention_statistics(model, images, labels) -> dict:
-    """Per-example attention overlap (true vs confusing class, last layer, no mask),
-    cross-layer consistency and empty maps, plus the maps themselves.
+    """Per-example attention overlap (true vs confusing class, no mask) at both layers,
+    cross-layer consistency and empty maps at both layers, plus the maps themselves
+    and their raw peaks.
 
     Every model is measured with standard Grad-CAM (``GRADCAM_READING``: the logit,
     mean gradient weights, relu, max normalisation), whatever reading it trained with:
@@ -36,29 +52,65 @@ def attention_statistics(model, images, labels) -> dict:
     Traced once per model: eager TF ops leave garbage per call (e.g. a class per
     einsum), which would make evaluation memory creep up with the number of batches.
     """
-    traced = _TRACED_STATISTICS.get(model)
-    if traced is None:
+    return _traced(model, _statistics)(images, labels)
+
+
+_TRACED = weakref.WeakKeyDictionary()  # model -> {function: its traced version}
+
+
+def _traced(model, function):
+    per_model = _TRACED.setdefault(model, {})
+    if function not in per_model:
         model_ref = weakref.ref(model)  # the cache must not keep the model alive
-        traced = tf.function(lambda x, y: _statistics(model_ref(), x, y),
-                             reduce_retracing=True)
-        _TRACED_STATISTICS[model] = traced
-    return traced(images, labels)
+        per_model[function] = tf.function(lambda *args: function(model_ref(), *args),
+                                          reduce_retracing=True)
+    return per_model[function]
 
 
-_TRACED_STATISTICS = weakref.WeakKeyDictionary()
+def relatively_empty(peak, other_peak, ratio: float = EMPTY_RATIO) -> tf.Tensor:
+    """1.0 where a map's raw peak is below ``ratio`` times the other class's raw peak,
+    or is 0 (so of two all-zero maps both are empty), else 0.0."""
+    empty = tf.logical_or(peak <= 0, peak < ratio * other_peak)
+    return tf.cast(empty, tf.float32)
 
 
 def _statistics(model, images, labels) -> dict:
     maps = attention_maps(model, images, labels, reading=shown_reading())
-    cfg = model.sfocus_config
-    mask = losses.soft_mask(maps["target_last"], cfg.sigma, cfg.omega)
-    return dict(maps,
-                overlap=losses.attention_overlap(target_map=maps["target_last"],
-                                                 confusing_map=maps["confusing_last"]),
-                consistency=losses.attention_consistency(inner_target_map=maps["target_inner"],
-                                                         last_mask=mask),
-                empty_target=losses.empty_maps(maps["target_last"]),
-                empty_confusing=losses.empty_maps(maps["confusing_last"]))
+    mask = losses.consistency_mask(maps["target_last"], maps["target_inner"].shape[1:3],
+                                   sigma=MEASURED_SIGMA, omega=MEASURED_OMEGA)
+    out = dict(maps, consistency=losses.attention_consistency(
+        inner_target_map=maps["target_inner"], last_mask=mask))
+    for layer, suffix in (("last", ""), ("inner", "_inner")):
+        target, confusing = f"target_{layer}", f"confusing_{layer}"
+        out[f"overlap{suffix}"] = losses.attention_overlap(target_map=maps[target],
+                                                           confusing_map=maps[confusing])
+        target_peak, confusing_peak = maps[f"{target}_peak"], maps[f"{confusing}_peak"]
+        out[f"empty_target{suffix}"] = relatively_empty(target_peak, confusing_peak)
+        out[f"empty_confusing{suffix}"] = relatively_empty(confusing_peak, target_peak)
+    return out
+
+
+def _logits(model, images):
+    return model(images, training=False)
+
+
+def faithfulness(model, images, arrays: dict, rng: np.random.Generator) -> dict:
+    """Per example, how much the true class's probability drops when the pixels under
+    the top ``REMOVED_SHARE`` of its last-layer map are set to 0, and when as many
+    random positions are: both masked copies in one more forward pass, in inference
+    mode."""
+    removed = attention_metrics.top_positions(arrays["target_last"],
+                                              attention_metrics.REMOVED_SHARE)
+    random = attention_metrics.random_positions_like(removed, rng)
+    erased = np.concatenate([attention_metrics.erase(images, removed),
+                             attention_metrics.erase(images, random)])
+    top_logits, random_logits = np.split(_traced(model, _logits)(erased).numpy(), 2)
+    probability = functools.partial(attention_metrics.class_probability,
+                                    classes=arrays["target_class"],
+                                    multi_label=model.sfocus_config.multi_label)
+    before = probability(arrays["logits"])
+    return {"faithfulness_drop": before - probability(top_logits),
+            "faithfulness_drop_random": before - probability(random_logits)}
 
 
 # -- the loop -----------------------------------------------------------------
@@ -68,15 +120,24 @@ def progress_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def batch_arrays(model, batch) -> dict:
+STATISTICS = ("logits", "target_class", "confusing_class", "target_last", "confusing_last",
+              "overlap", "overlap_inner", "consistency", "empty_target", "empty_confusing",
+              "empty_target_inner", "empty_confusing_inner")
+
+
+def batch_arrays(model, batch, rng: np.random.Generator | None = None) -> dict:
     """One batch of (images, labels) or (images, labels, boxes) -> the NumPy arrays
-    ``MetricTotals.add`` takes."""
+    ``MetricTotals.add`` takes. ``rng`` draws the faithfulness check's random positions
+    (by default seeded with ``FAITHFULNESS_SEED``)."""
     images, labels = batch[0], batch[1]
     stats = attention_statistics(model, images, labels)
-    arrays = {key: stats[key].numpy() for key in (
-        "logits", "overlap", "consistency", "target_class", "confusing_class", "target_last",
-        "empty_target", "empty_confusing")}
-    arrays.update(labels=labels.numpy(), image_hw=tuple(images.shape[1:3]))
+    arrays = {key: stats[key].numpy() for key in STATISTICS}
+    arrays.update(attention_metrics.map_statistics(arrays["target_last"],
+                                                   arrays["confusing_last"]))
+    if rng is None:
+        rng = np.random.default_rng(attention_metrics.FAITHFULNESS_SEED)
+    arrays.update(faithfulness(model, np.asarray(images), arrays, rng))
+    arrays.update(labels=np.asarray(labels), image_hw=tuple(images.shape[1:3]))
     if len(batch) > 2:
         boxes = batch[2]
         if isinstance(boxes, dict):  # several boxes per image: keep the target's
@@ -92,20 +153,23 @@ def _batch_count(dataset, steps):
     return steps if steps is not None else (cardinality if cardinality >= 0 else None)
 
 
-def accumulate(model, dataset, *, steps: int | None = None, verbose: int | None = None
-               ) -> MetricTotals:
+def accumulate(model, dataset, *, steps: int | None = None, verbose: int | None = None,
+               class_names=None) -> MetricTotals:
     """Runs the model and its attention over ``dataset`` (batches of (images, labels)
-    or (images, labels, boxes)), one batch at a time, with a progress bar."""
+    or (images, labels, boxes)), one batch at a time, with a progress bar. The
+    faithfulness check's random positions come from one generator seeded with
+    ``FAITHFULNESS_SEED``: the same dataset gives the same figures."""
     if steps is not None:
         dataset = dataset.take(steps)
-    totals = MetricTotals(model.sfocus_config.multi_label)
+    totals = MetricTotals(model.sfocus_config.multi_label, class_names)
+    rng = np.random.default_rng(attention_metrics.FAITHFULNESS_SEED)
     verbose = progress_verbosity() if verbose is None else verbose
     shown = "attention_overlap"  # the running mean so far, not a mean of means
     progress = keras.utils.Progbar(_batch_count(dataset, steps), verbose=verbose,
                                    stateful_metrics=[shown], unit_name="batch")
     step = 0
     for step, batch in enumerate(dataset, start=1):
-        totals.add(batch_arrays(model, batch))
+        totals.add(batch_arrays(model, batch, rng))
         progress.update(step, [(shown, totals.attention_summary()[shown])])
     if step != progress.target:  # a size unknown until now (reaching it printed the end)
         progress.target = step
@@ -115,23 +179,25 @@ def accumulate(model, dataset, *, steps: int | None = None, verbose: int | None 
 
 def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
              attention_dataset: tf.data.Dataset | None = None,
-             verbose: int | None = None, prefix: str = "test") -> dict:
+             verbose: int | None = None, prefix: str = "test", class_names=None) -> dict:
     """Test metrics for training runs: the objective's terms and accuracy
-    (``model.evaluate`` on ``dataset``) plus the attention summary (overlap,
-    consistency, empty maps) on ``attention_dataset``, the same examples with their
-    boxes where the data has them (localisation is then reported too). Both passes
-    show progress."""
+    (``model.evaluate`` on ``dataset``) plus the attention summary (overlaps with their
+    chance levels, consistency, empty maps, faithfulness) and the per-class accuracy
+    (``MetricTotals.class_summary``, prefixed) on ``attention_dataset``, the same
+    examples with their boxes where the data has them (localisation is then reported
+    too). Both passes show progress."""
     verbose = progress_verbosity() if verbose is None else verbose
     if steps is not None:
         dataset = dataset.take(steps)
     results = {f"{prefix}_{k}": float(v) for k, v in
                model.evaluate(dataset, return_dict=True, verbose=verbose).items()}
     totals = accumulate(model, dataset if attention_dataset is None else attention_dataset,
-                        steps=steps, verbose=verbose)
-    summary = dict(totals.attention_summary(), examples=totals.examples)
+                        steps=steps, verbose=verbose, class_names=class_names)
     # The test split's attention figures keep their historical unprefixed names.
-    results.update({name if prefix == "test" and name != "examples" else f"{prefix}_{name}":
-                    value for name, value in summary.items()})
+    results.update({name if prefix == "test" else f"{prefix}_{name}": value
+                    for name, value in totals.attention_summary().items()})
+    results.update({f"{prefix}_{name}": value for name, value in
+                    dict(totals.class_summary(), examples=totals.examples).items()})
     return results
 
 
@@ -148,12 +214,13 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     load = lambda boxes: data.load(  # noqa: E731
         preset, split, batch_size, training=False, data_dir=config.data_dir,
         with_boxes=boxes, skip_bad_images=config.skip_bad_images)
-    totals = accumulate(model, load(preset.has_boxes), steps=eval_steps)
     names = data.class_names(preset, data_dir=config.data_dir)
-    results = totals.summary(names)
+    totals = accumulate(model, load(preset.has_boxes), steps=eval_steps, class_names=names)
+    results = totals.summary()
     results.update(dataset=config.dataset, split=split or "test")
     images, labels = data.first_examples(load(False), num_overlays)
     report.write_report(output_dir, results,
-                             title=f"{config.dataset} ({results['split']}): {workdir}",
-                             overlay_grid=overlays.render(model, images, labels, names))
+                        title=f"{config.dataset} ({results['split']}): {workdir}",
+                        overlay_grid=overlays.render(model, images, labels, names),
+                        class_names=names)
     return results

@@ -200,10 +200,12 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
     Returns a dict with ``logits``, ``target``, ``confusing`` (indicators),
     ``target_class``, ``confusing_class``, ``last_features`` (F_last, at least
     float32) and each map in ``maps`` ([B, H, W]; float32, or float64 for a float64
-    model). Called inside an outer ``GradientTape`` the maps are
-    differentiable (second order when ``config.second_order``). ``reading`` (a dict of
-    ``SFocusConfig`` fields) overrides how the maps are defined, e.g.
-    ``config.GRADCAM_READING`` for standard Grad-CAM whatever the model trained with.
+    model), with its raw peak ``<map>_peak`` ([B]: the maximum over positions before
+    normalisation, which tells an empty map from a small one). Called inside an outer
+    ``GradientTape`` the maps are differentiable (second order when
+    ``config.second_order``). ``reading`` (a dict of ``SFocusConfig`` fields) overrides
+    how the maps are defined, e.g. ``config.GRADCAM_READING`` for standard Grad-CAM
+    whatever the model trained with.
     """
     config = model.sfocus_config.replace(**(reading or {}))
     maps = tuple(maps)
@@ -248,6 +250,7 @@ def compute_attention(model, images, labels=None, *, training: bool = False,
                       second_order=config.second_order, activation=config.map_activation,
                       temperature=config.map_temperature)
         out[name] = normalize_maps(raw, config.normalize)
+        out[f"{name}_peak"] = tf.reduce_max(raw, axis=[1, 2])
     del tape
     return out
 
@@ -277,7 +280,8 @@ def attention_maps(model, images, labels=None, reading=None) -> dict:
     Returns ``target_last``, ``confusing_last`` ([B, H, W]), ``target_inner``,
     ``confusing_inner`` ([B, h, w]), ``target_class`` and ``confusing_class``
     ([B]; -1 for a multi-label example without such a class, see
-    ``select_classes``), and the ``logits`` ([B, N]) they came from. With
+    ``select_classes``), the raw peak of each map, ``<map>_peak`` ([B], see
+    ``compute_attention``), and the ``logits`` ([B, N]) they came from. With
     ``labels=None`` the target is the top-1 prediction and the confusing class the
     runner-up; BatchNorm runs in inference mode. ``reading`` overrides how maps are
     defined (see ``compute_attention``); by default the model's own ``SFocusConfig``.
@@ -294,7 +298,8 @@ def attention_maps(model, images, labels=None, reading=None) -> dict:
         def maps_of(batch, batch_labels):
             out = compute_attention(model_ref(), batch, batch_labels, training=False,
                                     reading=reading)
-            return {name: out[name]
-                    for name in MAP_NAMES + ("target_class", "confusing_class", "logits")}
+            peaks = tuple(f"{name}_peak" for name in MAP_NAMES)
+            return {name: out[name] for name in
+                    MAP_NAMES + peaks + ("target_class", "confusing_class", "logits")}
         compiled[key] = tf.function(maps_of, reduce_retracing=True)
     return compiled[key](images, labels)

@@ -5,9 +5,11 @@ Each (arm, seed) run is an ordinary ``train_and_evaluate`` run in
 study resumes, and a study whose small metrics files are committed reruns nothing.
 The table (``results.md``, ``results.json``) gives per arm the mean and standard
 deviation over seeds of test accuracy, the accuracy difference to the baseline paired
-by seed, attention overlap, consistency, the shares of empty maps, localisation where
-the data has boxes, the black-white loss on the test set where the backbone has class
-blocks (the ++ arms), and training time.
+by seed, attention overlap (soft, top-20 % and peak distance, each with its chance
+level, and at the inner layer), consistency, the shares of empty maps, faithfulness
+(against random positions), localisation where the data has boxes, the black-white
+loss on the test set where the backbone has class blocks (the ++ arms), and training
+time.
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ GRIDS = {
 # What a study table shows, read from metrics.json or else from the last epoch of its
 # history (the diagnostics). Studies select on the validation figures; the test
 # figures are tabulated only when asked for (``report_test``), once, at the end.
+# The attention figures of evaluation.evaluate (unprefixed on the test split), each
+# overlap beside its chance level, the faithfulness drop beside its random baseline.
+SEPARATION = (
+    ("attention_overlap", "overlap"), ("attention_overlap_chance", "overlap chance"),
+    ("top20_overlap", "top-20% overlap"), ("top20_overlap_chance", "top-20% chance"),
+    ("peak_distance", "peak distance"), ("peak_distance_chance", "peak distance chance"),
+    ("attention_overlap_inner", "overlap inner"), ("attention_consistency", "consistency"))
+FAITHFULNESS = (("faithfulness_drop", "faithfulness drop"),
+                ("faithfulness_drop_random", "drop random"))
+LOCALISED = (("energy_inside_box", "energy in box"), ("pointing_game", "pointing game"))
+
+
+def _validation(columns):
+    return tuple((f"validation_{key}", label) for key, label in columns)
+
+
 VALIDATION_REPORTED = (
     ("validation_accuracy", "accuracy"),
     ("grad_ratio_as_last", "grad ratio AS last"), ("grad_ratio_as_inner", "grad ratio AS inner"),
@@ -94,19 +112,17 @@ VALIDATION_REPORTED = (
     ("val_empty_target_last", "empty T last"), ("val_empty_confusing_last", "empty C last"),
     ("val_empty_target_inner", "empty T inner"),
     ("val_empty_confusing_inner", "empty C inner"),
-    ("validation_attention_overlap", "overlap"),
-    ("validation_attention_consistency", "consistency"),
-    ("validation_energy_inside_box", "energy in box"),
-    ("validation_pointing_game", "pointing game"), ("train_seconds", "train s"))
-TEST_REPORTED = (("test_accuracy", "accuracy"), ("attention_overlap", "overlap"),
-                 ("attention_consistency", "consistency"), ("empty_target_map", "empty T"),
-                 ("empty_confusing_map", "empty C"), ("energy_inside_box", "energy in box"),
-                 ("pointing_game", "pointing game"), ("test_bw", "L_BW"))
+    *_validation(SEPARATION + FAITHFULNESS + LOCALISED), ("train_seconds", "train s"))
+TEST_REPORTED = (
+    ("test_accuracy", "accuracy"), *SEPARATION,
+    ("empty_target_map", "empty T"), ("empty_confusing_map", "empty C"),
+    ("empty_target_map_inner", "empty T inner"),
+    ("empty_confusing_map_inner", "empty C inner"),
+    *FAITHFULNESS, *LOCALISED, ("test_bw", "L_BW"))
 REPORTED = {"validation": VALIDATION_REPORTED, "test": TEST_REPORTED}
 ACCURACY = {"validation": "validation_accuracy", "test": "test_accuracy"}
 # measured where the data has boxes
-LOCALISATION = ("energy_inside_box", "pointing_game", "validation_energy_inside_box",
-                "validation_pointing_game")
+LOCALISATION = tuple(key for key, _ in LOCALISED + _validation(LOCALISED))
 
 
 def arm_config(arm: str, total_steps: int) -> SFocusConfig:

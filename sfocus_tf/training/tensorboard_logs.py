@@ -31,10 +31,27 @@ FINAL_DESCRIPTIONS = {
     "attention_consistency": "test set, standard Grad-CAM: mean share of the inner "
                              "true-class map inside the last layer's mask (higher: the "
                              "layers agree)",
-    "empty_target_map": "test set: share of true-class last-layer maps that are zero "
-                        "everywhere (standard Grad-CAM)",
-    "empty_confusing_map": "test set: share of confusing-class last-layer maps that are "
-                           "zero everywhere (standard Grad-CAM)",
+    "attention_overlap_chance": "test set: the overlap of each true-class map with the "
+                                "confusing-class map of another image (chance level)",
+    "attention_overlap_inner": "test set, standard Grad-CAM: mean overlap of the "
+                               "true-class and confusing-class inner-layer maps",
+    "top20_overlap": "test set, standard Grad-CAM: Dice overlap of the true-class and "
+                     "confusing-class last-layer maps' top 20 % positions",
+    "top20_overlap_chance": "test set: top20_overlap against another image's confusing "
+                            "map (chance level)",
+    "peak_distance": "test set, standard Grad-CAM: distance of the two last-layer maps' "
+                     "peaks, in map diagonals (higher: better separated)",
+    "peak_distance_chance": "test set: peak_distance against another image's confusing "
+                            "map (chance level)",
+    "empty_target_map": "test set: share of true-class last-layer maps whose raw peak is "
+                        "below 1e-3 of the confusing map's (standard Grad-CAM)",
+    "empty_confusing_map": "test set: share of confusing-class last-layer maps whose raw "
+                           "peak is below 1e-3 of the true-class map's (standard Grad-CAM)",
+    "empty_target_map_inner": "test set: empty_target_map at the inner layer",
+    "empty_confusing_map_inner": "test set: empty_confusing_map at the inner layer",
+    "faithfulness_drop": "test set: mean drop of the true-class probability when the "
+                         "image under the map's top 10 % positions is erased",
+    "faithfulness_drop_random": "test set: the same drop for as many random positions",
     "energy_inside_box": "test set: mean share of the true-class map's energy inside the "
                          "object's box",
     "pointing_game": "test set: share of true-class maps whose peak falls inside the box",

@@ -116,13 +116,15 @@ def _overlay_callback(config: TrainConfig, preset, validation, out: str) -> Atte
 def _evaluate(model, config: TrainConfig, preset) -> dict:
     """``test_*`` (the test split, read here only) and ``validation_*`` metrics."""
     started = time.perf_counter()
+    names = data.class_names(preset, data_dir=config.data_dir)
     metrics = evaluate(model, inputs.evaluation_batches(config, preset, "test"),
-                       steps=config.eval_steps,
+                       steps=config.eval_steps, class_names=names,
                        attention_dataset=inputs.boxed_batches(config, preset, "test"))
     validation = inputs.validation_batches(config, preset)
     if validation is not None:
         metrics.update(evaluate(
             model, validation, steps=config.eval_steps, prefix=data.VALIDATION,
+            class_names=names,
             attention_dataset=inputs.boxed_batches(config, preset, data.VALIDATION)))
     metrics.update(eval_seconds=time.perf_counter() - started,
                    weights_checksum=weights_checksum(model))
