@@ -64,7 +64,7 @@ def test_dataset_with_boxes_through_the_pipeline(tmp_path):
     preset = data.get_preset("fashion_mnist_cluttered")
     np.testing.assert_allclose(images[..., 0] * preset.std[0] + preset.mean[0],
                                canvases / 255.0, atol=1e-5)
-    assert data.num_examples("fashion_mnist_cluttered", "train", data_dir=root) == 16
+    assert data.num_examples("fashion_mnist_cluttered", "train_all", data_dir=root) == 16
     assert data.class_names("fashion_mnist_cluttered") == list(fashion_mnist.CLASS_NAMES)
     train_batch = next(iter(data.load("fashion_mnist_cluttered", None, 4, training=True,
                                       data_dir=root, seed=0)))

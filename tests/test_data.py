@@ -61,7 +61,9 @@ def test_image_size_override_and_known_sizes():
     assert data.get_preset("caltech101").eval_resize == 256
     with pytest.raises(ValueError, match="channels"):
         data.get_preset("cifar10", image_size=(32, 32, 1))
-    assert data.num_examples("cifar10", "train") == 50_000
+    assert data.num_examples("cifar10", "train_all") == 50_000
+    assert data.num_examples("cifar10", "train") == 45_000  # less the validation images
+    assert data.num_examples("cifar10", "validation") == 5_000
     assert data.num_examples("voc/2012", training=False) == 5_823  # VOC evaluates on val
     with pytest.raises(ValueError, match="no bounding boxes"):
         data.load("cifar10", "train", 8, training=True, with_boxes=True)
@@ -76,7 +78,7 @@ def test_tfds_single_label_batches(name, tmp_path):
     kwargs = dict(data_dir=str(tmp_path), manual_dir=str(tmp_path), seed=0,
                   image_size=preset.image_size)
     with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
-        train = data.load(name, None, BATCH, training=True, **kwargs)
+        train = data.load(name, "train_all", BATCH, training=True, **kwargs)
         evaluation = data.load(name, None, BATCH, training=False, **kwargs)
         fixed_evaluation = data.load(name, None, BATCH, training=False,
                                      drop_remainder=True, **kwargs)
@@ -96,7 +98,7 @@ def test_tfds_single_label_batches(name, tmp_path):
 
 def test_augmentation_is_seeded_changes_images_and_varies_per_epoch():
     def cifar(training, seed, shuffle=False):
-        return data.load("cifar10", "train", 8, training=training, seed=seed,
+        return data.load("cifar10", "train_all", 8, training=training, seed=seed,
                          shuffle=shuffle)
 
     with tfds.testing.mock_data(num_examples=8):
@@ -135,9 +137,11 @@ def pad_crop_flip_of(augmented, original, pad):
 def test_cub_and_voc_shapes_on_default_mock_data():
     with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
         for training in (True, False):
-            cub = take_all(data.load("caltech_birds2011", None, BATCH, training=training,
+            cub = take_all(data.load("caltech_birds2011", "train_all" if training else None, BATCH,
+                                     training=training,
                                      image_size=16, seed=0, with_boxes=True))
-            voc = take_all(data.load("voc/2012", None, BATCH, training=training,
+            voc = take_all(data.load("voc/2012", "train_all" if training else None, BATCH,
+                                     training=training,
                                      image_size=16, seed=0, with_boxes=True))
             for images, labels, boxes in cub:
                 assert images.shape[1:] == (16, 16, 3) and labels.dtype == np.int32
@@ -161,7 +165,7 @@ def test_voc_multi_hot_comes_from_the_objects():
                  "objects": {"label": tf.TensorSpec([None], tf.int64),
                              "bbox": tf.TensorSpec([None, 4], tf.float32)}}
     with tfds.testing.mock_data(as_dataset_fn=fake_tfds(examples, signature)):
-        (_, labels, boxes), = take_all(data.load("voc/2012", "validation", 3, training=False,
+        (_, labels, boxes), = take_all(data.load("voc/2012", "test", 3, training=False,
                                                  image_size=20, with_boxes=True))
     expected = np.zeros((3, 20), np.float32)
     expected[0, [2, 14]] = expected[2, 19] = 1.0
@@ -187,7 +191,7 @@ def test_cub_boxes_follow_crops_and_flips():
                  "label": tf.TensorSpec([], tf.int64), "bbox": tf.TensorSpec([4], tf.float32)}
     preset = data.get_preset("caltech_birds2011", image_size=32)
     with tfds.testing.mock_data(as_dataset_fn=fake_tfds(examples, signature)):
-        batches = [take_all(data.load("caltech_birds2011", "train", 8, training=training,
+        batches = [take_all(data.load("caltech_birds2011", "train_all", 8, training=training,
                                       image_size=32, seed=seed, shuffle=False,
                                       with_boxes=True))[0]
                    for training, seed in ((False, None), (True, 0), (True, 1))]
@@ -242,7 +246,7 @@ def test_image_folder_classes_split_and_pixels(tmp_path):
     assert set(train[0]).isdisjoint(test[0])
     assert sorted(test[1]) == [0, 1, 2]
     assert data.num_examples("caltech256", "test", data_dir=root, train_per_class=2) == 9
-    (images, labels), = take_all(data.load("image_folder", "train", 16, training=False,
+    (images, labels), = take_all(data.load("image_folder", "train_all", 16, training=False,
                                            data_dir=root, image_size=12))
     assert images.shape == (12, 12, 12, 3) and labels.dtype == np.int32
     names = sorted(CLASS_COLOURS)
@@ -258,11 +262,12 @@ def test_image_folder_with_train_and_test_folders(tmp_path):
         write_folder(tmp_path / split, per_class=count)
     root = str(tmp_path)
     assert image_folder.list_classes(root) == ["ant", "bee", "cat"]
-    assert data.num_examples("image_folder", "train", data_dir=root) == 9
+    assert data.num_examples("image_folder", "train_all", data_dir=root) == 9
     assert data.num_examples("image_folder", "test", data_dir=root) == 6
-    batches = take_all(data.load("image_folder", "train", 4, training=True, data_dir=root,
+    batches = take_all(data.load("image_folder", "train_all", 4, training=True, data_dir=root,
                                  image_size=8, seed=0))
     assert [len(labels) for _, labels in batches] == [4, 4]
+    assert data.num_examples("image_folder", "train", data_dir=root) == 6  # 1 a class held out
 
 
 # --- Fashion-MNIST ------------------------------------------------------------------------
@@ -276,7 +281,7 @@ def test_fashion_mnist_idx_parsing(tmp_path):
     root = write_fake_fashion(tmp_path)
     images, labels = fashion_mnist.load_arrays("test", root)
     assert images.shape == (6, 28, 28) and list(labels) == [0, 1, 2, 3, 4, 5]
-    assert data.num_examples("fashion_mnist", "train", data_dir=root) == 6
+    assert data.num_examples("fashion_mnist", "train_all", data_dir=root) == 6
     bad = tmp_path / "bad.gz"
     with gzip.open(bad, "wb") as stream:
         stream.write(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00\x00\x00\x00")  # float32 type
@@ -320,7 +325,7 @@ def test_serving_preprocessing_equals_the_eval_pipeline(tmp_path):
     raw = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
     Image.fromarray(raw).save(folder / "a.png")
     preset = data.get_preset("image_folder", data_dir=str(tmp_path / "folder"), image_size=24)
-    (pipeline_image, _), = take_all(data.load("image_folder", "train", 1, training=False,
+    (pipeline_image, _), = take_all(data.load("image_folder", "train_all", 1, training=False,
                                               data_dir=str(tmp_path / "folder"),
                                               test_fraction=0.0, image_size=24))
     served = serving_function(preset)(raw[None]).numpy()
@@ -362,7 +367,7 @@ def write_folder_with_bad_files(root):
 
 def test_unreadable_images_fail_before_training_or_are_skipped(tmp_path, capfd):
     root = write_folder_with_bad_files(tmp_path / "folder")
-    load = lambda **options: data.load("image_folder", "train", 16, training=False,  # noqa
+    load = lambda **options: data.load("image_folder", "train_all", 16, training=False,  # noqa
                                        data_dir=root, test_fraction=0.0, image_size=8,
                                        **options)
     with pytest.raises(ValueError) as failure:

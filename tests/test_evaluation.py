@@ -111,8 +111,10 @@ def test_confused_pairs_counts_and_overlap():
 @pytest.mark.parametrize("dataset, metric", [("caltech_birds2011", "accuracy"),
                                              ("voc/2012", "mAP")])
 def test_evaluate_run_end_to_end_on_mock_data(tmp_path, dataset, metric):
+    # 8 mock examples of 200 birds leave no class two examples to hold one out
     config = TrainConfig(dataset=dataset, model="resnet8", image_size=32, epochs=1,
-                         steps_per_epoch=2, eval_steps=1, batch_size=4, attention_images=2)
+                         steps_per_epoch=2, eval_steps=1, batch_size=4, attention_images=2,
+                         full_training_set=dataset == "caltech_birds2011")
     with tfds.testing.mock_data(num_examples=8):
         train_and_evaluate(config, str(tmp_path / "run"))
         results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), batch_size=4,
@@ -144,7 +146,7 @@ def test_bad_images_are_skipped_in_training_and_evaluation_when_asked(tmp_path, 
     assert "skipped 2 of" in capfd.readouterr().err  # both bad files fall in train here
     readable = [p for p in image_folder.list_split(root, "train")[0]
                 if "truncated" not in p and "garbage" not in p]
-    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), split="train",
+    results = evaluate_run(str(tmp_path / "run"), str(tmp_path / "eval"), split="train_all",
                            batch_size=4, num_overlays=2)  # the run's own setting: skip
     assert results["examples"] == len(readable)
     with pytest.raises(ValueError, match="cannot be decoded"):

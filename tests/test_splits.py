@@ -81,3 +81,9 @@ def test_tfds_validation_is_carved_out_of_train(name):
         validation = labels_of(data.load(preset, "validation", 8, training=False))
         assert len(train) + len(validation) == 40
         assert data.num_examples(preset, "validation") == len(validation) > 0
+
+
+def test_a_carve_out_with_nothing_to_hold_out_says_what_to_do(tmp_path):
+    root = write_fake_fashion(tmp_path, 8)  # one example of each of 8 classes
+    with pytest.raises(ValueError, match="full_training_set"):
+        data.load("fashion_mnist", "validation", 4, training=False, data_dir=root)

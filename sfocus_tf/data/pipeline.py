@@ -68,7 +68,11 @@ def _source_labels(preset: DatasetPreset, split: str, *, data_dir, folder_option
     if preset.source in FASHION_MNIST_SOURCES:
         return fashion_mnist.load_labels(split, data_dir)
     options = {k: v for k, v in folder_options.items() if k != "skip_bad_images"}
-    return np.asarray(image_folder.list_split(data_dir, split, **options)[1])
+    paths, labels = image_folder.list_split(data_dir, split, **options)
+    if folder_options.get("skip_bad_images"):  # positions count the readable files only
+        bad = {path for path, _ in image_folder.find_unreadable(paths, preset.image_size[-1])}
+        labels = [label for path, label in zip(paths, labels) if path not in bad]
+    return np.asarray(labels)
 
 
 def _part_of(dataset: tf.data.Dataset, keep: np.ndarray) -> tf.data.Dataset:
@@ -180,6 +184,10 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
             _source_labels(preset, source_split, data_dir=data_dir,
                            folder_options=folder_options),
             preset.num_classes, preset.multi_label)
+        if not held_out.any():
+            raise ValueError(f"{preset.name}: no class of its {source_split!r} split has the two "
+                             "examples a validation carve-out needs; train with "
+                             "full_training_set=True (--full_training_set)")
         dataset = _part_of(dataset, held_out if part == "holdout" else ~held_out)
     if preset.cache if cache is None else cache:
         dataset = dataset.cache()
@@ -200,7 +208,7 @@ def num_examples(dataset: str | DatasetPreset, split: str | None = None, *, data
                  test_fraction: float = 0.2, train_per_class: int | None = None,
                  training: bool = True) -> int | None:
     """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
-    preset = _preset_of(dataset)
+    preset = _preset_of(dataset, data_dir=data_dir)  # an image folder's classes: from disk
     split, part = preset.resolve_split(split or preset.default_split(training))
     if preset.source == "tfds":
         count = tfds_sources.count_examples(preset, split, data_dir)
