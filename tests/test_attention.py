@@ -9,8 +9,9 @@ from tiny import tiny_backbone
 
 
 def make_model(num_classes=5, **config):
-    """Grad-CAM proper (relu maps) unless a test asks for another activation."""
+    """Grad-CAM proper (relu maps, mean gradient weights) unless a test asks otherwise."""
     config.setdefault("map_activation", "relu")
+    config.setdefault("gradcam_weights", "mean")
     return SFocusModel(tiny_backbone(), num_classes, SFocusConfig(**config))
 
 
