@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from fake_data import write_fake_fashion
+from fake_data import check_canvas_pipeline, write_fake_fashion
 from sfocus_tf import data
-from sfocus_tf.data import cluttered, fashion_mnist
+from sfocus_tf.data import cluttered
 from sfocus_tf.configs.train_config import TrainConfig
 from sfocus_tf.training.train import train_and_evaluate
 
@@ -61,14 +61,7 @@ def test_dataset_with_boxes_through_the_pipeline(tmp_path):
     assert images.shape == (10, 56, 56, 1) and boxes.shape == (10, 4)
     np.testing.assert_array_equal(labels, expected_labels)
     np.testing.assert_allclose(boxes, expected_boxes)
-    preset = data.get_preset("fashion_mnist_cluttered")
-    np.testing.assert_allclose(images[..., 0] * preset.std[0] + preset.mean[0],
-                               canvases / 255.0, atol=1e-5)
-    assert data.num_examples("fashion_mnist_cluttered", "train_all", data_dir=root) == 16
-    assert data.class_names("fashion_mnist_cluttered") == list(fashion_mnist.CLASS_NAMES)
-    train_batch = next(iter(data.load("fashion_mnist_cluttered", None, 4, training=True,
-                                      data_dir=root, seed=0)))
-    assert len(train_batch) == 2 and train_batch[0].shape == (4, 56, 56, 1)
+    check_canvas_pipeline("fashion_mnist_cluttered", root, canvases, train_all=16)
 
 
 def test_training_reports_localisation_on_the_cluttered_set(tmp_path):

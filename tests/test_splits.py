@@ -5,7 +5,9 @@ import pytest
 
 from fake_data import write_fake_fashion
 from sfocus_tf import data
+from sfocus_tf.configs.train_config import TrainConfig, config_changes
 from sfocus_tf.data import splits
+from sfocus_tf.training.inputs import steps_per_epoch, training_batches
 
 
 def labels_of(dataset):
@@ -87,3 +89,67 @@ def test_a_carve_out_with_nothing_to_hold_out_says_what_to_do(tmp_path):
     root = write_fake_fashion(tmp_path, 8)  # one example of each of 8 classes
     with pytest.raises(ValueError, match="full_training_set"):
         data.load("fashion_mnist", "validation", 4, training=False, data_dir=root)
+
+
+# -- --train_examples: a class-balanced subset of "train" ------------------------------
+
+def test_subset_is_class_balanced_fixed_and_outside_the_carve_out():
+    labels = np.random.default_rng(1).integers(0, 10, 60_000)
+    rest = ~splits.holdout_mask(labels, 10)
+    subset = splits.subset_mask(labels, 10, 6_005, rest)
+    assert subset.sum() == 6_000 and not (subset & ~rest).any()
+    np.testing.assert_array_equal(np.bincount(labels[subset], minlength=10), [600] * 10)
+    np.testing.assert_array_equal(subset, splits.subset_mask(labels, 10, 6_005, rest))
+    np.testing.assert_array_equal(subset, splits.part_mask(labels, 10, False, "rest", 6_005))
+    assert splits.SUBSET_SEED != splits.HOLDOUT_SEED
+    # its own seed: not the images the carve-out's seed would pick from the rest
+    assert not np.array_equal(subset, splits.subset_mask(labels, 10, 6_005, rest,
+                                                         seed=splits.HOLDOUT_SEED))
+    assert splits.part_size(60_000, 10, False, "rest", 6_005) == 6_000
+    assert splits.part_size(60_000, 10, False, "rest", 90_000) == 55_000
+    with pytest.raises(ValueError, match="one example per class"):
+        splits.subset_size(9, 10)
+
+
+def test_a_small_class_gives_all_it_has():
+    labels = np.array([0] * 50 + [1] * 3)
+    subset = splits.subset_mask(labels, 2, 20, np.ones(len(labels), bool))
+    assert np.bincount(labels[subset]).tolist() == [10, 3]
+
+
+def test_train_examples_subsets_train_and_leaves_validation_alone(tmp_path):
+    root = write_fake_fashion(tmp_path, 200)
+    load = lambda split, **kwargs: data.load(  # noqa: E731
+        "fashion_mnist", split, 16, training=False, data_dir=root, **kwargs)
+    as_rows = lambda images: {image.tobytes() for image in images}  # noqa: E731
+    subset = images_of(load("train", train_examples=55))
+    assert len(subset) == 50 == data.num_examples("fashion_mnist", "train", data_dir=root,
+                                                  train_examples=55)
+    np.testing.assert_array_equal(np.bincount(labels_of(load("train", train_examples=55)),
+                                              minlength=10), [5] * 10)
+    np.testing.assert_array_equal(subset, images_of(load("train", train_examples=55)))
+    assert as_rows(subset) <= as_rows(images_of(load("train")))
+    assert not as_rows(subset) & as_rows(images_of(load("validation")))
+    # the same images whatever the training seed, which only shuffles them
+    for seed in (3, 4):
+        shuffled = images_of(load("train", train_examples=55, shuffle=True, seed=seed))
+        assert as_rows(shuffled) == as_rows(subset)
+        assert not np.array_equal(shuffled, subset)
+    with pytest.raises(ValueError, match="'train' split only"):
+        load("validation", train_examples=55)
+
+
+def test_the_training_run_takes_train_examples_and_old_runs_resume(tmp_path):
+    config = TrainConfig(train_examples=55, batch_size=10,
+                         data_dir=write_fake_fashion(tmp_path, 200))
+    assert steps_per_epoch(config, config.preset()) == 5
+    assert len(list(training_batches(config, config.preset()).take(5).unbatch())) == 50
+    with pytest.raises(ValueError, match="full_training_set"):
+        TrainConfig(train_examples=6_000, full_training_set=True)
+    with pytest.raises(ValueError, match="positive integer"):
+        TrainConfig(train_examples=0)
+    stored = TrainConfig().to_dict()
+    del stored["train_examples"]  # a run from before the field: all of "train"
+    assert config_changes(stored, TrainConfig()) == []
+    assert config_changes(stored, TrainConfig(train_examples=6_000)) == [
+        "train_examples (absent) -> 6000"]

@@ -15,6 +15,7 @@ DATASET_SCHEDULES = {
     "cifar100": _SMALL,
     "fashion_mnist": dict(_SMALL_COSINE, epochs=30),
     "fashion_mnist_cluttered": dict(_SMALL_COSINE, epochs=4),
+    "fashion_mnist_duo": dict(_SMALL_COSINE, epochs=4),
     "caltech101": _IMAGENET_LIKE,
     "caltech_birds2011": _IMAGENET_LIKE,
     "caltech256": _IMAGENET_LIKE,

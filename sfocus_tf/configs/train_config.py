@@ -82,6 +82,10 @@ class TrainConfig:
     strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
     backup_every_steps: int = option(200, "Optimizer steps between resumable backups.")
     attention_images: int = option(8, "Test examples in the per-epoch overlay grid.")
+    train_examples: int | None = option(
+        None, "Train on a class-balanced subset of the 'train' split: this many images, "
+        "N // classes of each class, the same ones in every run (validation and test "
+        "unchanged); default: all of it.")
     full_training_set: bool = option(
         False, "Train on the whole training split, its held-out validation images "
         "included (for final numbers once every choice is made): no validation during "
@@ -95,7 +99,7 @@ class TrainConfig:
             if allowed is not None and value is not None:
                 _check_choice(field.name, value, allowed)
         for name in ("epochs", "steps_per_epoch", "eval_steps", "batch_size", "image_size",
-                     "class_block_width"):
+                     "class_block_width", "train_examples"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -103,6 +107,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0; got {value!r}")
+        if self.train_examples is not None and self.full_training_set:
+            raise ValueError("train_examples subsets the 'train' split; full_training_set "
+                             "trains on all of the training split: set one of them")
         if self.milestones is not None:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         self._check_application()

@@ -51,15 +51,19 @@ def compose(images: np.ndarray, seed: int):
 def garment_boxes(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Tight boxes of each garment's pixels above ``INK``, moved by ``offsets`` [N, 2]
     and normalised to the canvas (edges on pixel borders)."""
+    return ((ink_boxes(images) + np.tile(offsets, 2)) / CANVAS).astype(np.float32)
+
+
+def ink_boxes(images: np.ndarray) -> np.ndarray:
+    """int [N, 4] pixel boxes [top, left, bottom, right) of each image's pixels above
+    ``INK``, in the image's own coordinates."""
     ink = images > INK
     rows, cols = ink.any(axis=2), ink.any(axis=1)
     if not (rows.any(axis=1).all()):
         raise ValueError("a garment image has no pixel above the ink threshold")
-    top, bottom = rows.argmax(axis=1), GARMENT - rows[:, ::-1].argmax(axis=1)
-    left, right = cols.argmax(axis=1), GARMENT - cols[:, ::-1].argmax(axis=1)
-    boxes = np.stack([top + offsets[:, 0], left + offsets[:, 1],
-                      bottom + offsets[:, 0], right + offsets[:, 1]], axis=1)
-    return (boxes / CANVAS).astype(np.float32)
+    top, bottom = rows.argmax(axis=1), images.shape[1] - rows[:, ::-1].argmax(axis=1)
+    left, right = cols.argmax(axis=1), images.shape[2] - cols[:, ::-1].argmax(axis=1)
+    return np.stack([top, left, bottom, right], axis=1)
 
 
 def load_arrays(split: str, root: str | None = None):

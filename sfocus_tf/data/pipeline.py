@@ -13,12 +13,14 @@ import tensorflow as tf
 
 import numpy as np
 
-from sfocus_tf.data import cluttered, fashion_mnist, image_folder, splits, tfds_sources
+from sfocus_tf.data import cluttered, duo, fashion_mnist, image_folder, splits, tfds_sources
 from sfocus_tf.data.augment import pad_crop_flip, random_resized_crop_flip
 from sfocus_tf.data.preprocess import eval_transform, normalize, resize_to
 from sfocus_tf.data.presets import PAD_CROP_FLIP, RESIZED_CROP_FLIP, DatasetPreset, lookup
 
-FASHION_MNIST_SOURCES = ("fashion_mnist", "fashion_mnist_cluttered")  # the Debian files
+# Built from the Debian files, one example per garment, in file order.
+FASHION_MNIST_SOURCES = ("fashion_mnist", "fashion_mnist_cluttered", "fashion_mnist_duo")
+_PLACED = {"fashion_mnist_cluttered": cluttered, "fashion_mnist_duo": duo}
 
 
 def get_preset(name: str, *, image_size: int | Sequence[int] | None = None,
@@ -44,15 +46,16 @@ def _preset_of(dataset: str | DatasetPreset, *, image_size=None, data_dir=None
 
 def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle, seed,
             with_boxes, download, folder_options) -> tf.data.Dataset:
-    """Decoded examples ``{"image": uint8 [H, W, C], "label", ["boxes", ["box_labels"]]}``."""
+    """Decoded examples ``{"image": uint8 [H, W, C], "label", ["boxes", ["box_labels" |
+    "distractor_label"]]}``."""
     if preset.source == "tfds":
         return tfds_sources.make_dataset(preset, split, data_dir=data_dir,
                                          manual_dir=manual_dir, shuffle_files=shuffle,
                                          seed=seed, with_boxes=with_boxes, download=download)
     if preset.source == "fashion_mnist":
         return fashion_mnist.make_dataset(split, data_dir)
-    if preset.source == "fashion_mnist_cluttered":
-        return cluttered.make_dataset(split, data_dir, with_boxes)
+    if preset.source in _PLACED:
+        return _PLACED[preset.source].make_dataset(split, data_dir, with_boxes)
     if data_dir is None:
         raise ValueError(f"{preset.name}: data_dir must be the image folder's root")
     return image_folder.make_dataset(data_dir, split, channels=preset.image_size[-1],
@@ -75,6 +78,17 @@ def _source_labels(preset: DatasetPreset, split: str, *, data_dir, folder_option
     return np.asarray(labels)
 
 
+def _kept(preset: DatasetPreset, split: str, part: str | None, train_examples: int | None,
+          *, data_dir, folder_options) -> np.ndarray | None:
+    """Which examples of the dataset's own ``split`` to keep (``splits.part_mask``);
+    None for all of them."""
+    if part is None and train_examples is None:
+        return None
+    labels = _source_labels(preset, split, data_dir=data_dir, folder_options=folder_options)
+    return splits.part_mask(labels, preset.num_classes, preset.multi_label, part,
+                            train_examples)
+
+
 def _part_of(dataset: tf.data.Dataset, keep: np.ndarray) -> tf.data.Dataset:
     """The examples of ``dataset`` whose position has ``keep`` True."""
     keep = tf.constant(keep)
@@ -95,8 +109,11 @@ def _augmentation_seeds(seed: int | None) -> tf.data.Dataset:
 def _as_tuple(example, images, boxes):
     if boxes is None:
         return images, example["label"]
-    if "box_labels" in example:  # several boxes per image (VOC): say which class each is
-        return images, example["label"], {"boxes": boxes, "labels": example["box_labels"]}
+    box_labels = example.get("box_labels")
+    if "distractor_label" in example:  # duo: the labelled garment's box, then the other's
+        box_labels = tf.stack([example["label"], example["distractor_label"]], axis=-1)
+    if box_labels is not None:  # several boxes per image: say which class each is
+        return images, example["label"], {"boxes": boxes, "labels": box_labels}
     return images, example["label"], boxes
 
 
@@ -148,13 +165,16 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
          with_boxes: bool = False, drop_remainder: bool | None = None,
          shuffle: bool | None = None, cache: bool | None = None, repeat: bool = False,
          download: bool = True, test_fraction: float = 0.2,
-         train_per_class: int | None = None, skip_bad_images: bool = False) -> tf.data.Dataset:
+         train_per_class: int | None = None, skip_bad_images: bool = False,
+         train_examples: int | None = None) -> tf.data.Dataset:
     """Batches ``(images float32 [B, H, W, C] normalised, labels)``.
 
     Labels are int32 [B], or float32 multi-hot [B, N] for multi-label data (VOC).
     ``with_boxes`` adds a third element: normalised [ymin, xmin, ymax, xmax] boxes that
     went through the same crop/flip/resize as the image: float32 [B, 4] for CUB, and for
-    VOC ``{"boxes": float32 [B, 64, 4], "labels": int32 [B, 64]}`` padded with label -1.
+    VOC ``{"boxes": float32 [B, 64, 4], "labels": int32 [B, 64]}`` padded with label -1,
+    for fashion_mnist_duo ``{"boxes": float32 [B, 2, 4], "labels": int32 [B, 2]}``: the
+    labelled garment's box and class, then the distractor's.
     (Keras ``fit`` would read a third element as sample weights: use these for metrics.)
 
     ``dataset``: a name, or the run's resolved ``DatasetPreset`` (``image_size`` then
@@ -166,7 +186,8 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
     ``data_dir``: the tfds data dir for tfds datasets (``manual_dir`` for ImageNet's
     manual files), the folder of the .gz files for fashion_mnist (default
     /usr/share/datasets/fashion-mnist), the root for image folders. ``repeat`` makes the
-    dataset endless (then give Keras ``steps_per_epoch``).
+    dataset endless (then give Keras ``steps_per_epoch``). ``train_examples``: of the
+    "train" split only a class-balanced subset of that many (``splits.subset_mask``).
     """
     preset = _preset_of(dataset, image_size=image_size, data_dir=data_dir)
     if with_boxes and not preset.has_boxes:
@@ -174,21 +195,20 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
     shuffle = training if shuffle is None else shuffle
     folder_options = dict(test_fraction=test_fraction, train_per_class=train_per_class,
                           skip_bad_images=skip_bad_images)
-    source_split, part = preset.resolve_split(split or preset.default_split(training))
+    split = _checked_split(split or preset.default_split(training), train_examples)
+    source_split, part = preset.resolve_split(split)
+    keep = _kept(preset, source_split, part, train_examples, data_dir=data_dir,
+                 folder_options=folder_options)
     # A carve-out is a set of positions in file order: read unshuffled, shuffle after.
     dataset = _source(preset, source_split, data_dir=data_dir, manual_dir=manual_dir,
-                      shuffle=shuffle and part is None, seed=seed, with_boxes=with_boxes,
+                      shuffle=shuffle and keep is None, seed=seed, with_boxes=with_boxes,
                       download=download, folder_options=folder_options)
-    if part is not None:
-        held_out = splits.holdout_mask(
-            _source_labels(preset, source_split, data_dir=data_dir,
-                           folder_options=folder_options),
-            preset.num_classes, preset.multi_label)
-        if not held_out.any():
+    if keep is not None:
+        if part == "holdout" and not keep.any():
             raise ValueError(f"{preset.name}: no class of its {source_split!r} split has the two "
                              "examples a validation carve-out needs; train with "
                              "full_training_set=True (--full_training_set)")
-        dataset = _part_of(dataset, held_out if part == "holdout" else ~held_out)
+        dataset = _part_of(dataset, keep)
     if preset.cache if cache is None else cache:
         dataset = dataset.cache()
     if shuffle:
@@ -204,12 +224,20 @@ def load(dataset: str | DatasetPreset, split: str | None, batch_size: int, *,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _checked_split(split: str, train_examples: int | None) -> str:
+    if train_examples is not None and split != "train":
+        raise ValueError(f"train_examples subsets the 'train' split only, not {split!r}")
+    return split
+
+
 def num_examples(dataset: str | DatasetPreset, split: str | None = None, *, data_dir: str | None = None,
                  test_fraction: float = 0.2, train_per_class: int | None = None,
-                 training: bool = True) -> int | None:
-    """Examples in a split (None if unknown without the data), e.g. for steps per epoch."""
+                 training: bool = True, train_examples: int | None = None) -> int | None:
+    """Examples in a split (None if unknown without the data), e.g. for steps per epoch;
+    ``train_examples`` as in ``load``."""
     preset = _preset_of(dataset, data_dir=data_dir)  # an image folder's classes: from disk
-    split, part = preset.resolve_split(split or preset.default_split(training))
+    split = _checked_split(split or preset.default_split(training), train_examples)
+    split, part = preset.resolve_split(split)
     if preset.source == "tfds":
         count = tfds_sources.count_examples(preset, split, data_dir)
     elif preset.source in FASHION_MNIST_SOURCES:  # one example per garment
@@ -217,16 +245,15 @@ def num_examples(dataset: str | DatasetPreset, split: str | None = None, *, data
     else:
         count = image_folder.count_examples(data_dir, split, test_fraction=test_fraction,
                                             train_per_class=train_per_class)
-    if count is None or part is None:
+    if count is None or (part is None and train_examples is None):
         return count
     try:  # the labels give the exact size (a small class gives fewer)
-        held_out = int(splits.holdout_mask(
-            _source_labels(preset, split, data_dir=data_dir, folder_options=dict(
-                test_fraction=test_fraction, train_per_class=train_per_class)),
-            preset.num_classes, preset.multi_label).sum())
+        return int(_kept(preset, split, part, train_examples, data_dir=data_dir,
+                         folder_options=dict(test_fraction=test_fraction,
+                                             train_per_class=train_per_class)).sum())
     except (OSError, ValueError, ImportError, AssertionError):  # no data here: nominal size
-        held_out = splits.holdout_size(count, preset.num_classes, preset.multi_label)
-    return held_out if part == "holdout" else count - held_out
+        return splits.part_size(count, preset.num_classes, preset.multi_label, part,
+                                train_examples)
 
 
 def class_names(dataset: str | DatasetPreset, *, data_dir: str | None = None) -> list[str]:

@@ -14,13 +14,15 @@ RESIZED_CROP_FLIP = "random_resized_crop_flip"  # ImageNet-like: Inception crop,
 NO_AUGMENTATION = "none"
 AUGMENTATIONS = (PAD_CROP_FLIP, RESIZED_CROP_FLIP, NO_AUGMENTATION)
 
-SOURCES = ("tfds", "fashion_mnist", "fashion_mnist_cluttered", "image_folder")
+SOURCES = ("tfds", "fashion_mnist", "fashion_mnist_cluttered", "fashion_mnist_duo",
+           "image_folder")
 
 # Per-channel statistics of the training sets, on the [0, 1] scale.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 CLUTTERED_MEAN, CLUTTERED_STD = (0.1257,), (0.2766,)
+DUO_MEAN, DUO_STD = (0.1436,), (0.2762,)  # of its "train" split (less the validation)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -86,10 +88,9 @@ class DatasetPreset:
         """Examples in a split, from the known sizes (no data read); None if unknown."""
         source, part = self.resolve_split(split)
         size = dict(self.split_sizes).get(source)
-        if size is None or part is None:
+        if size is None:
             return size
-        held_out = splits.holdout_size(size, self.num_classes, self.multi_label)
-        return held_out if part == "holdout" else size - held_out
+        return splits.part_size(size, self.num_classes, self.multi_label, part)
 
     def with_image_size(self, image_size: int | Sequence[int] | None) -> DatasetPreset:
         """The same preset at another size: an int (square), (H, W) or (H, W, C)."""
@@ -113,6 +114,14 @@ def _small(name, num_classes, mean, std, **kwargs):
                          mean=mean, std=std, **kwargs)
 
 
+def _placed(name, side, mean, std):
+    """Fashion-MNIST garments placed on a canvas, one example per garment: the placement
+    is the variation, so no augmentation, and the boxes stay exact."""
+    return DatasetPreset(name=name, source=name, num_classes=10, image_size=(side, side, 1),
+                         augmentation=NO_AUGMENTATION, mean=mean, std=std, has_boxes=True,
+                         split_sizes=(("train", 60_000), ("test", 10_000)))
+
+
 def _imagenet_like(name, num_classes, **kwargs):
     defaults = dict(image_size=(224, 224, 3), augmentation=RESIZED_CROP_FLIP,
                     mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -131,12 +140,10 @@ _PRESETS = (
     # Already in memory as one array, so no cache; pad 2 suits 28 px digits-sized objects.
     _small("fashion_mnist", 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD, source="fashion_mnist",
            image_size=(28, 28, 1), pad=2, split_sizes=(("train", 60_000), ("test", 10_000))),
-    # Garments placed at random on a 56x56 canvas with clutter (data/cluttered.py); the
-    # placement is the variation, so no augmentation, and boxes stay exact.
-    DatasetPreset(name="fashion_mnist_cluttered", source="fashion_mnist_cluttered",
-                  num_classes=10, image_size=(56, 56, 1), augmentation=NO_AUGMENTATION,
-                  mean=CLUTTERED_MEAN, std=CLUTTERED_STD, has_boxes=True,
-                  split_sizes=(("train", 60_000), ("test", 10_000))),
+    # Garments placed at random on a 56x56 canvas with clutter (data/cluttered.py), or
+    # with a smaller garment of another class on a 40x40 one (data/duo.py).
+    _placed("fashion_mnist_cluttered", 56, CLUTTERED_MEAN, CLUTTERED_STD),
+    _placed("fashion_mnist_duo", 40, DUO_MEAN, DUO_STD),
     _imagenet_like("caltech101", 102, source="tfds", tfds_name="caltech101",
                    split_sizes=(("train", 3_060), ("test", 6_084))),
     _imagenet_like("caltech_birds2011", 200, source="tfds", tfds_name="caltech_birds2011",

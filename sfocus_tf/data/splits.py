@@ -11,6 +11,10 @@ every machine holds out the same images. Then
 - ``"train"`` is the training split less the carve-out (what training reads),
 - ``"validation"`` is the carve-out (or the dataset's own validation split),
 - ``"train_all"`` is the whole training split, for final numbers (``full_training_set``).
+
+``--train_examples=N`` (``subset_mask``) trains on a class-balanced part of ``"train"``
+only, N // classes of each class, drawn with another fixed seed: validation and test
+stay what they are, so that runs on less data are judged on the same images.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ VALIDATION = "validation"
 ALL_TRAINING = "train_all"
 HOLDOUT_SEED = 20_261_207  # fixed: the held-out images are part of the benchmark
 MAX_HOLDOUT = 5_000  # and at most a tenth of the training split
+SUBSET_SEED = 20_260_121  # ``--train_examples``: fixed, and not the carve-out's seed
 
 
 def holdout_size(train_size: int, num_classes: int, multi_label: bool = False) -> int:
@@ -41,14 +46,20 @@ def holdout_indices(labels: np.ndarray, num_classes: int, multi_label: bool = Fa
     number of each class, ``holdout_size // num_classes``, but never more than half of
     a class (a class of one example gives none)."""
     labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
     size = holdout_size(len(labels), num_classes, multi_label)
+    return _balanced(labels, num_classes, multi_label, size, np.random.default_rng(seed),
+                     lambda members: len(members) // 2)
+
+
+def _balanced(labels, num_classes, multi_label, size, rng, most) -> np.ndarray:
+    """Sorted indices: a random ``size`` of multi-hot ``labels``, else ``size //
+    num_classes`` of each class but at most ``most(members)`` of it."""
     if multi_label:
         return np.sort(rng.permutation(len(labels))[:size])
     chosen = []
     for label in range(num_classes):
         members = np.flatnonzero(labels == label)
-        take = min(size // num_classes, len(members) // 2)
+        take = min(size // num_classes, most(members))
         chosen.append(rng.permutation(members)[:take])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
@@ -59,6 +70,56 @@ def holdout_mask(labels: np.ndarray, num_classes: int, multi_label: bool = False
     mask = np.zeros(len(labels), bool)
     mask[holdout_indices(labels, num_classes, multi_label)] = True
     return mask
+
+
+def subset_size(train_examples: int, num_classes: int, multi_label: bool = False) -> int:
+    """How many examples ``--train_examples`` keeps at most: a multiple of the class
+    count for single-label data, so that each class gives the same number."""
+    if multi_label:
+        return train_examples
+    if train_examples < num_classes:
+        raise ValueError(f"train_examples={train_examples} is less than one example per "
+                         f"class ({num_classes} classes)")
+    return train_examples // num_classes * num_classes
+
+
+def subset_mask(labels: np.ndarray, num_classes: int, train_examples: int,
+                among: np.ndarray, multi_label: bool = False,
+                seed: int = SUBSET_SEED) -> np.ndarray:
+    """[N] booleans: a class-balanced ``subset_size`` of the examples where ``among``
+    is True (all of a class that has fewer), drawn with the fixed ``SUBSET_SEED``."""
+    members = np.flatnonzero(among)
+    size = subset_size(train_examples, num_classes, multi_label)
+    chosen = _balanced(np.asarray(labels)[members], num_classes, multi_label, size,
+                       np.random.default_rng(seed), len)
+    mask = np.zeros(len(labels), bool)
+    mask[members[chosen]] = True
+    return mask
+
+
+def part_mask(labels: np.ndarray, num_classes: int, multi_label: bool, part: str | None,
+              train_examples: int | None = None) -> np.ndarray:
+    """[N] booleans: the examples of a split with ``labels`` that ``part`` (``resolve``)
+    keeps, and of those only a ``subset_mask`` of ``train_examples`` where given."""
+    keep = np.ones(len(labels), bool)
+    if part is not None:
+        held_out = holdout_mask(labels, num_classes, multi_label)
+        keep = held_out if part == "holdout" else ~held_out
+    if train_examples is not None:
+        keep = subset_mask(labels, num_classes, train_examples, keep, multi_label)
+    return keep
+
+
+def part_size(size: int, num_classes: int, multi_label: bool, part: str | None,
+              train_examples: int | None = None) -> int:
+    """``part_mask``'s count from the split's ``size`` alone, classes assumed large
+    enough: the nominal size where the labels are not at hand."""
+    if part is not None:
+        held_out = holdout_size(size, num_classes, multi_label)
+        size = held_out if part == "holdout" else size - held_out
+    if train_examples is not None:
+        size = min(size, subset_size(train_examples, num_classes, multi_label))
+    return size
 
 
 def resolve(split: str, *, train_split: str, test_split: str,

@@ -46,7 +46,7 @@ def training_batches(config: TrainConfig, preset: data.DatasetPreset,
     augmented (tf.data cannot jump), at the input pipeline's speed.
     """
     train = data.load(preset, training_split(config), config.batch_size, training=True,
-                      seed=config.seed,
+                      seed=config.seed, train_examples=config.train_examples,
                       repeat=True, data_dir=config.data_dir,
                       skip_bad_images=config.skip_bad_images)
     return train.skip(skip) if skip else train
@@ -56,7 +56,8 @@ def steps_per_epoch(config: TrainConfig, preset: data.DatasetPreset) -> int:
     """``config.steps_per_epoch``, or one pass over the training set (a resolved config)."""
     if config.steps_per_epoch is not None:
         return config.steps_per_epoch
-    count = data.num_examples(preset, training_split(config), data_dir=config.data_dir)
+    count = data.num_examples(preset, training_split(config), data_dir=config.data_dir,
+                              train_examples=config.train_examples)
     if not count:
         raise ValueError(f"cannot tell the size of {config.dataset}: set steps_per_epoch")
     return max(1, count // config.batch_size)
