@@ -10,7 +10,8 @@ from sfocus_tf.configs.train_config import TrainConfig
 from sfocus_tf.data import duo, fashion_mnist
 from sfocus_tf.data.cluttered import INK
 from sfocus_tf.evaluation.evaluate import batch_arrays
-from sfocus_tf.training.train import train
+from sfocus_tf.configs import run_dir
+from sfocus_tf.training.train import train_and_evaluate
 
 
 def garments(rng, count=40):
@@ -129,7 +130,8 @@ def test_a_duo_run_reports_localisation_in_the_labelled_box(tmp_path):
     root = write_fake_fashion(tmp_path, 20, num_test=8)
     config = TrainConfig(dataset="fashion_mnist_duo", data_dir=root, model="resnet8",
                          epochs=1, steps_per_epoch=2, batch_size=4, attention_images=2)
-    model, metrics = train(config, str(tmp_path / "run"))
+    metrics = train_and_evaluate(config, str(tmp_path / "run"))
+    model = run_dir.load_run(str(tmp_path / "run"))[1]
     for key in ("energy_inside_box", "pointing_game", "validation_energy_inside_box"):
         assert 0.0 <= metrics[key] <= 1.0
     batch = next(iter(data.load("fashion_mnist_duo", "test", 4, training=False,
