@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_models import Backbone, BatchNorm, exact_batch_norm
-from sfocus_tf import SFocusModel
+from sfocus_tf import SFocusConfig, SFocusModel
 from tiny import tiny_backbone
 
 
@@ -71,7 +71,7 @@ def test_model_warns_about_stock_batch_norm():
     inner = keras.layers.BatchNormalization(name="stock_bn")(keras.layers.Conv2D(2, 3)(inputs))
     last = keras.layers.Conv2D(2, 3)(inner)
     with pytest.warns(UserWarning, match="stock_bn.*exact_batch_norm"):
-        SFocusModel(Backbone(inputs, inner, last), 3)
+        SFocusModel(Backbone(inputs, inner, last), 3, SFocusConfig(second_order=True))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SFocusModel(tiny_backbone(), 3)  # BatchNorm everywhere: no warning

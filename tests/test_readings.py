@@ -99,7 +99,8 @@ def test_logit_difference_maps_are_disjoint_by_construction(rng):
     """With mean weights and relu, the confusing map is relu(-x) of the target's x:
     separability is 0 whatever the network; only consistency is left to train."""
     model = SFocusModel(tiny_backbone(), 5, SFocusConfig(class_score="logit_difference",
-                                                         map_activation="relu"))
+                                                         map_activation="relu",
+                                                         gradcam_weights="mean"))
     out = attention_maps(model, rng.normal(size=(4, 12, 12, 3)).astype("float32"), [0, 1, 2, 3])
     for layer in ("last", "inner"):
         both = np.minimum(out[f"target_{layer}"].numpy(), out[f"confusing_{layer}"].numpy())

@@ -123,12 +123,12 @@ def test_config_changes_compare_json_values_and_skip_operational_fields():
     del stored["weights"]  # one written before --weights existed: unset is no change
     del stored["skip_bad_images"]  # before it existed: False is what every run did
     assert config_changes(stored, config) == [
-        "seed 1 -> 0", 'sfocus.map_activation (absent) -> "softmax"']
+        "seed 1 -> 0", 'sfocus.map_activation (absent) -> "relu"']
     assert config_changes(stored, config.replace(
         model="application", application="MobileNetV2", inner_layer="block_13_expand_relu",
         weights="imagenet", seed=1))[-1] == 'weights (absent) -> "imagenet"'
     assert config_changes(stored, config.replace(skip_bad_images=True)) == [
-        "seed 1 -> 0", 'sfocus.map_activation (absent) -> "softmax"',
+        "seed 1 -> 0", 'sfocus.map_activation (absent) -> "relu"',
         "skip_bad_images (absent) -> true"]
     # A loss term added since (w_bw) is no change at weight 0, a change otherwise.
     del stored["sfocus"]["w_bw"]

@@ -131,7 +131,7 @@ def test_run_writes_its_resolved_config_as_hparams(run):
     expected = hparams.config_hparams(config)
     assert written == pytest.approx(expected)
     assert written["w_ac"] == 1.0 and written["schedule"] == "cosine"
-    assert written["jit_compile"] == "auto" and written["second_order"] is True
+    assert written["jit_compile"] == "auto" and written["second_order"] is False  # default
 
 
 def test_overlays_show_both_layers_on_the_step_axis(run):

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from sfocus_tf.modeling import fit_metrics
+from sfocus_tf.modeling.gradcam import MAP_NAMES
 
 TRAIN, VALIDATION, TEST, ATTENTION = "train", "validation", "test", "attention"
 LEARNING_RATE = "learning_rate"
@@ -67,7 +68,8 @@ def describe(name: str) -> str:
     if name == LEARNING_RATE:
         return "learning rate the next optimizer step uses"
     if name.startswith("validation_"):
-        described = describe(name[len("validation_"):])
+        rest = name[len("validation_"):]
+        described = describe(rest) or describe(f"test_{rest}")
         return described.replace("test set", "validation images") if described else ""
     if name.startswith("grad_ratio_"):
         return (f"norm of the weighted {name[len('grad_ratio_'):]} term's gradient over "
@@ -75,6 +77,10 @@ def describe(name: str) -> str:
     if name.startswith("area_"):
         return (f"effective area of the {name[len('area_'):]} maps, as a share of the "
                 "positions, on a fixed batch (1 / positions: a point)")
+    if name.startswith("empty_") and name[len("empty_"):] in MAP_NAMES:
+        return (f"share of the {name[len('empty_'):]} maps that mark no position, under the "
+                "run's own reading, on a fixed batch (a map switched off meets separability "
+                "for free)")
     if name in FINAL_DESCRIPTIONS:
         return FINAL_DESCRIPTIONS[name]
     if name.startswith("test_") and name[5:] in fit_metrics.DESCRIPTIONS:
