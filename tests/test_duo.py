@@ -9,7 +9,8 @@ from sfocus_tf import data
 from sfocus_tf.configs.train_config import TrainConfig
 from sfocus_tf.data import duo, fashion_mnist
 from sfocus_tf.data.cluttered import INK
-from sfocus_tf.evaluation.evaluate import batch_arrays
+from sfocus_tf.evaluation import localisation
+from sfocus_tf.evaluation.evaluate import batch_arrays, no_learning_levels
 from sfocus_tf.configs import run_dir
 from sfocus_tf.training.train import train_and_evaluate
 
@@ -126,7 +127,7 @@ def test_boxes_and_box_labels_come_through_the_pipeline(tmp_path):
     check_canvas_pipeline("fashion_mnist_duo", root, split.canvases, train_all=30)
 
 
-def test_a_duo_run_reports_localisation_in_the_labelled_box(tmp_path):
+def test_a_duo_run_reports_localisation_in_both_boxes(tmp_path):
     root = write_fake_fashion(tmp_path, 20, num_test=8)
     config = TrainConfig(dataset="fashion_mnist_duo", data_dir=root, model="resnet8",
                          epochs=1, steps_per_epoch=2, batch_size=4, attention_images=2)
@@ -140,3 +141,33 @@ def test_a_duo_run_reports_localisation_in_the_labelled_box(tmp_path):
     # the true class's map is scored against the labelled garment's box alone
     np.testing.assert_allclose(arrays["boxes"][:, 0], batch[2]["boxes"][:, 0])
     assert not arrays["boxes"][:, 1].any()
+    # ... and the confusing class's against the distractor's
+    np.testing.assert_allclose(arrays["distractor_boxes"][:, 1], batch[2]["boxes"][:, 1])
+    assert not arrays["distractor_boxes"][:, 0].any()
+    confusing_is_distractor = (arrays["confusing_class"]
+                               == batch[2]["labels"].numpy()[:, 1]).astype(float)
+    np.testing.assert_array_equal(arrays["confusing_is_distractor"], confusing_is_distractor)
+    # one distractor of another class among the 9 other classes
+    np.testing.assert_allclose(arrays["confusing_is_distractor_chance"], 1 / 9)
+    # boxes on whole pixels: the uniform map's level is each box's exact area
+    sides = metrics["box_area"], metrics["distractor_box_area"]
+    test = duo.load_arrays("test", root).boxes
+    areas = (test[..., 2] - test[..., 0]) * (test[..., 3] - test[..., 1])
+    np.testing.assert_allclose(sides, areas.mean(axis=0), rtol=1e-5)
+    for key in ("box_ink_energy", "distractor_ink_energy", "confusing_is_distractor"):
+        assert 0.0 <= metrics[key] <= 1.0 and 0.0 <= metrics[f"validation_{key}"] <= 1.0
+
+
+def test_no_learning_levels_need_no_model_and_match_the_boxes(tmp_path):
+    root = write_fake_fashion(tmp_path, 20, num_test=12)
+    levels = no_learning_levels("fashion_mnist_duo", "test", 10, data_dir=root, batch_size=5)
+    assert set(levels) == set(localisation.NO_LEARNING_LEVELS)
+    boxes = duo.load_arrays("test", root).boxes
+    areas = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    np.testing.assert_allclose([levels["box_area"], levels["distractor_box_area"]],
+                               areas.mean(axis=0), rtol=1e-5)
+    assert levels["confusing_is_distractor_chance"] == pytest.approx(1 / 9)
+    # the garments are the only ink on a black canvas: the ink map finds them
+    assert levels["box_ink_energy"] > levels["box_area"]
+    with pytest.raises(ValueError, match="'fashion_mnist' has no boxes"):
+        no_learning_levels("fashion_mnist", "test", 7, data_dir=root)

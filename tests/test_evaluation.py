@@ -12,26 +12,6 @@ from sfocus_tf.configs.train_config import TrainConfig
 from sfocus_tf.training.train import train_and_evaluate
 
 
-def test_box_masks_use_pixel_centres():
-    boxes = np.array([[[0.0, 0.0, 0.5, 0.25], [0, 0, 0, 0]]])  # second row is padding
-    mask = metrics.box_masks(boxes, 4, 4)[0]
-    expected = np.zeros((4, 4), bool)
-    expected[:2, :1] = True
-    np.testing.assert_array_equal(mask, expected)
-
-
-def test_energy_and_pointing_game():
-    maps = np.zeros((3, 4, 4))
-    maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3/4 of the energy inside, peak inside
-    maps[1, 3, 3] = 1.0  # all outside
-    masks = np.zeros((3, 4, 4), bool)
-    masks[:, :2, :2] = True
-    np.testing.assert_allclose(metrics.energy_inside(maps, masks), [0.75, 0.0, 0.0])
-    # the third map is zero everywhere: argmax says pixel (0, 0), inside the box, but an
-    # empty map points nowhere and scores a miss
-    np.testing.assert_array_equal(metrics.pointing_game(maps, masks), [1.0, 0.0, 0.0])
-
-
 def test_average_precision_matches_scikit_learn(rng):
     scores = rng.normal(size=(50, 6))
     labels = (rng.random((50, 6)) < 0.3).astype(int)
@@ -51,7 +31,7 @@ def test_attention_summary_reports_empty_maps_and_boxes():
               "empty_target": np.array([0.0, 0.0, 1.0, 1.0]),
               "empty_confusing": np.array([1.0, 0.0, 0.0, 0.0]),
               "top20_overlap_chance": np.array([0.2, np.nan, 0.4, np.nan]),
-              "target_last": maps, "image_hw": (2, 2),
+              "target_last": maps, "ink_last": np.ones((4, 2, 2)), "image_hw": (2, 2),
               "boxes": np.tile([[[0.0, 0.0, 0.5, 0.5]]], (4, 1, 1)),
               "logits": np.eye(4, 3), "labels": np.array([0, 1, 2, 0]),
               "target_class": np.array([0, 1, 2, 0]), "confusing_class": np.array([1, 0, 0, 2])}

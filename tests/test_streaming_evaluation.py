@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from sfocus_tf import SFocusConfig, SFocusModel
-from sfocus_tf.evaluation import evaluate, metrics, overlays
+from sfocus_tf.evaluation import evaluate, localisation, metrics, overlays
 from tiny import tiny_backbone
 
 NUM_CLASSES = 6
@@ -23,11 +23,7 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
     results.update({name: float(np.nanmean(arrays[key]))
                     for name, key in metrics.ATTENTION_MEANS.items()})
     if "boxes" in arrays:
-        height, width = arrays["image_hw"]
-        maps = overlays.upsample(arrays["target_last"], height, width)
-        masks = metrics.box_masks(arrays["boxes"], height, width)
-        results["energy_inside_box"] = float(metrics.energy_inside(maps, masks).mean())
-        results["pointing_game"] = float(metrics.pointing_game(maps, masks).mean())
+        results.update(reference_localisation(arrays))
     if multi_label:
         results["mAP"] = metrics.mean_average_precision(logits, labels)
         predicted, true_class = logits > 0, arrays["target_class"]
@@ -51,6 +47,41 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
     return results
 
 
+def reference_localisation(arrays: dict) -> dict:
+    """The localisation figures over the whole arrays, in LocalisationTotals' order."""
+    height, width = arrays["image_hw"]
+    target, ink = (overlays.upsample(arrays[key], height, width)
+                   for key in ("target_last", "ink_last"))
+    own = localisation.box_masks(arrays["boxes"], height, width)
+    energy, area = localisation.energy_inside, localisation.box_area
+    pointing, normalised = localisation.pointing_game, localisation.normalised_energy
+    mean = lambda values: float(np.nanmean(values))  # noqa: E731
+    results = {
+        "energy_inside_box": mean(energy(target, own)), "box_area": mean(area(own)),
+        "energy_inside_box_normalised": mean(normalised(energy(target, own), area(own))),
+        "pointing_game": mean(pointing(target, own)),
+        "box_ink_energy": mean(energy(ink, own)), "box_ink_pointing": mean(pointing(ink, own))}
+    if "distractor_boxes" not in arrays:
+        return results
+    confusing = overlays.upsample(arrays["confusing_last"], height, width)
+    other = localisation.box_masks(arrays["distractor_boxes"], height, width)
+    present = other.any(axis=(1, 2))
+    kept = lambda values: np.where(present, values, np.nan)  # noqa: E731
+    return {**results,
+        "energy_in_distractor_box": mean(kept(energy(target, other))),
+        "energy_in_distractor_box_normalised": mean(kept(normalised(energy(target, other),
+                                                                    area(other)))),
+        "confusing_energy_in_distractor_box": mean(kept(energy(confusing, other))),
+        "confusing_energy_in_distractor_box_normalised": mean(kept(normalised(
+            energy(confusing, other), area(other)))),
+        "confusing_pointing_at_distractor": mean(kept(pointing(confusing, other))),
+        "distractor_box_area": mean(kept(area(other))),
+        "distractor_ink_energy": mean(kept(energy(ink, other))),
+        "distractor_ink_pointing": mean(kept(pointing(ink, other))),
+        "confusing_is_distractor": mean(arrays["confusing_is_distractor"]),
+        "confusing_is_distractor_chance": mean(arrays["confusing_is_distractor_chance"])}
+
+
 def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)):
     out = []
     for _ in range(batches):
@@ -64,6 +95,10 @@ def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)
         corners = rng.random((size, 3, 2)) * 0.6
         boxes = np.concatenate([corners, corners + 0.4], axis=-1)
         boxes[:, 2] = 0.0  # padding
+        distractors = np.concatenate([corners[:, :1], corners[:, :1] + 0.3], axis=-1)
+        distractors[1] = 0.0  # an image with no other object
+        is_distractor = (rng.random(size) < 0.5).astype(np.float64)
+        is_distractor[1] = np.nan
         out.append({"logits": logits, "labels": labels,
                     **{key: rng.random(size).astype(np.float32)
                        for key in metrics.ATTENTION_MEANS.values()},
@@ -72,7 +107,12 @@ def random_batches(rng, multi_label, batches=5, size=7, hw=(12, 10), grid=(3, 4)
                         "empty_confusing_inner")},
                     "target_class": rng.integers(0, NUM_CLASSES, size),
                     "confusing_class": rng.integers(0, 3, size),  # repeated pairs
-                    "target_last": maps, "boxes": boxes, "image_hw": hw})
+                    "target_last": maps, "boxes": boxes, "image_hw": hw,
+                    "confusing_last": rng.random((size,) + grid).astype(np.float32),
+                    "ink_last": rng.random((size,) + grid).astype(np.float32),
+                    "distractor_boxes": distractors, "confusing_is_distractor": is_distractor,
+                    "confusing_is_distractor_chance": np.where(np.isnan(is_distractor),
+                                                               np.nan, 1 / 9)})
     out[-1]["top20_overlap_chance"][:] = np.nan  # as a batch of one image gives
     out[-2]["peak_distance_chance"][0] = np.nan
     return out

@@ -6,7 +6,8 @@ top-5, per class) or mAP, attention overlap of the true and the confusing class 
 top-20 % and peak distance, each with its chance level; ``attention_metrics``),
 cross-layer consistency, empty maps, faithfulness (the probability lost when the map's
 top positions are erased, against random ones), localisation inside ground-truth
-boxes (share of attention energy, pointing game), and the most confused class
+boxes (share of attention energy, pointing game, each beside the levels of maps that
+learnt nothing; ``localisation``), and the most confused class
 pairs. Memory stays that of one batch,
 whatever the size of the dataset; a progress bar counts the batches. ``evaluate_run``
 (``sfocus-eval``) runs it over a finished run's test data and hands the results to
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from sfocus_tf import data
-from sfocus_tf.evaluation import attention_metrics, overlays, report
+from sfocus_tf.evaluation import attention_metrics, localisation, overlays, report
 from sfocus_tf.modeling import losses
 from sfocus_tf.configs import run_dir
 from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
@@ -139,13 +140,25 @@ def batch_arrays(model, batch, rng: np.random.Generator | None = None) -> dict:
     arrays.update(faithfulness(model, np.asarray(images), arrays, rng))
     arrays.update(labels=np.asarray(labels), image_hw=tuple(images.shape[1:3]))
     if len(batch) > 2:
-        boxes = batch[2]
-        if isinstance(boxes, dict):  # several boxes per image: keep the target's
-            same = boxes["labels"].numpy() == arrays["target_class"][:, None]
-            arrays["boxes"] = boxes["boxes"].numpy() * same[..., None]
-        else:
-            arrays["boxes"] = boxes.numpy()[:, None, :]
+        arrays.update(box_arrays(batch[2], arrays, np.asarray(images)))
     return arrays
+
+
+def box_arrays(boxes, arrays: dict, images: np.ndarray) -> dict:
+    """The localisation inputs of one batch (``localisation.LocalisationTotals.add``):
+    the image's ink at the last layer's resolution, the target class's boxes and, where
+    the boxes carry labels, the other classes' boxes and whether the confusing class is
+    one of them. ``boxes``: [B, 4] (one object) or {"boxes": [B, K, 4], "labels": [B, K]}."""
+    out = {"ink_last": localisation.ink_maps(images, arrays["target_last"].shape[1:3])}
+    if not isinstance(boxes, dict):
+        return dict(out, boxes=np.asarray(boxes)[:, None, :])
+    box_labels, target = np.asarray(boxes["labels"]), arrays["target_class"]
+    out["boxes"], out["distractor_boxes"] = localisation.split_boxes(
+        np.asarray(boxes["boxes"]), box_labels, target)
+    out["confusing_is_distractor"], out["confusing_is_distractor_chance"] = (
+        localisation.confusing_is_distractor(box_labels, target, arrays["confusing_class"],
+                                             num_classes=arrays["logits"].shape[1]))
+    return out
 
 
 def _batch_count(dataset, steps):
@@ -224,3 +237,30 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
                         overlay_grid=overlays.render(model, images, labels, names),
                         class_names=names)
     return results
+
+
+def no_learning_levels(dataset: str, split: str | None, map_size: int, *, data_dir=None,
+                       batch_size: int = 256, eval_steps: int | None = None) -> dict:
+    """``sfocus-eval --levels_of``: the localisation figures that maps which learnt
+    nothing reach on a split with boxes, for a model whose last-layer maps are
+    ``map_size`` x ``map_size``: the ink map's and the uniform map's (the boxes' areas),
+    and the chance that a random confusing class is another object's. A trained model's
+    figures mean something above these; no model is read."""
+    preset = data.get_preset(dataset, data_dir=data_dir)
+    if not preset.has_boxes:
+        raise ValueError(f"dataset {dataset!r} has no boxes: no localisation levels")
+    totals = localisation.LocalisationTotals()
+    batches = data.load(preset, split, batch_size, training=False, data_dir=data_dir,
+                        with_boxes=True)
+    for images, labels, boxes in batches.take(-1 if eval_steps is None else eval_steps):
+        ink = localisation.ink_maps(np.asarray(images), (map_size, map_size))
+        labels = np.asarray(labels)
+        arrays = {"target_last": ink, "confusing_last": ink, "target_class": labels,
+                  "confusing_class": np.full_like(labels, -1),
+                  "logits": np.zeros((len(labels), preset.num_classes))}
+        arrays.update(box_arrays(boxes, arrays, np.asarray(images)),
+                      image_hw=tuple(images.shape[1:3]))
+        totals.add(arrays)
+    return {name: value for name, value in totals.summary().items()
+            if name in localisation.NO_LEARNING_LEVELS}
+

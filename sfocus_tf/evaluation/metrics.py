@@ -10,12 +10,9 @@ split), never the maps.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-import tensorflow as tf
 
-from sfocus_tf.modeling.maps import resize_maps
+from sfocus_tf.evaluation.localisation import LocalisationTotals
 
 # Per-example arrays whose means the attention summary reports, by reported name. A
 # figure's chance level (``attention_metrics.chance_level``) or random baseline follows
@@ -37,48 +34,6 @@ ATTENTION_MEANS = {
     "faithfulness_drop_random": "faithfulness_drop_random"}
 # Fashion-MNIST's four upper-body garments, the classes it confuses most.
 UPPER_BODY = ("T-shirt/top", "Pullover", "Coat", "Shirt")
-
-
-# -- localisation -----------------------------------------------------------------
-
-@functools.lru_cache(maxsize=None)
-def _resizer(height: int, width: int):
-    # Traced: eager tf.einsum makes a namedtuple class per call, garbage that only a
-    # full collection frees, so memory would creep up with the number of batches.
-    return tf.function(lambda maps: resize_maps(maps, (height, width)), reduce_retracing=True)
-
-
-def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of [B, h, w] maps to the image size (as ``overlays.upsample``)."""
-    return _resizer(height, width)(np.asarray(maps, np.float32)).numpy()
-
-
-def box_masks(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[B, K, 4] normalised [ymin, xmin, ymax, xmax] -> [B, H, W] union masks, a pixel
-    counting as inside when its centre is. All-zero boxes (padding) cover nothing."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), -1, 4)
-    rows = (np.arange(height) + 0.5) / height
-    cols = (np.arange(width) + 0.5) / width
-    inside_rows = (rows[None, None, :] >= boxes[..., 0:1]) & (rows[None, None, :] <= boxes[..., 2:3])
-    inside_cols = (cols[None, None, :] >= boxes[..., 1:2]) & (cols[None, None, :] <= boxes[..., 3:4])
-    return (inside_rows[..., :, None] & inside_cols[..., None, :]).any(axis=1)
-
-
-def energy_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Share of each map's total attention that falls inside its mask (0 for an
-    all-zero map)."""
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * masks).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.zeros_like(total, dtype=np.float64),
-                     where=total > 0)
-
-
-def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
-    """1 where the map's maximum lies inside the mask, else 0. A map that is zero
-    everywhere points nowhere: a miss (argmax would say pixel (0, 0))."""
-    flat_maps = maps.reshape(len(maps), -1)
-    hits = masks.reshape(len(masks), -1)[np.arange(len(masks)), flat_maps.argmax(axis=1)]
-    return (hits & (flat_maps.max(axis=1) > tolerance)).astype(np.float64)
 
 
 # -- classification -------------------------------------------------------------
@@ -187,7 +142,7 @@ class MetricTotals:
         self.examples = 0
         self.sums = dict.fromkeys(ATTENTION_MEANS.values(), 0.0)
         self.counts = dict.fromkeys(ATTENTION_MEANS.values(), 0)
-        self.localisation = None  # {"energy_inside_box": sum, "pointing_game": sum}
+        self.localisation = None  # a LocalisationTotals once a batch had boxes
         self.top_k = {}  # k -> hits
         self.per_class = None  # single-label: [examples, hits] per class id
         self.upper_body = None if multi_label else upper_body_classes(class_names)
@@ -203,7 +158,8 @@ class MetricTotals:
             self.sums[key] += float(np.nansum(values))
             self.counts[key] += int(np.count_nonzero(~np.isnan(values)))
         if "boxes" in arrays:
-            self._add_localisation(arrays["target_last"], arrays["boxes"], arrays["image_hw"])
+            self.localisation = self.localisation or LocalisationTotals()
+            self.localisation.add(arrays)
         if self.multi_label:  # a class is predicted when its sigmoid passes 0.5
             self.scores.append(logits)
             self.multi_hot.append(labels)
@@ -227,15 +183,6 @@ class MetricTotals:
             self.upper_body_counts += confusion_counts(labels, predicted, self.upper_body,
                                                        num_classes)
 
-    def _add_localisation(self, target_maps, boxes, image_hw) -> None:
-        height, width = image_hw
-        maps = upsample(target_maps, height, width)
-        masks = box_masks(boxes, height, width)
-        totals = self.localisation or {"energy_inside_box": 0.0, "pointing_game": 0.0}
-        totals["energy_inside_box"] += float(energy_inside(maps, masks).sum())
-        totals["pointing_game"] += float(pointing_game(maps, masks).sum())
-        self.localisation = totals
-
     def attention_summary(self) -> dict:
         """Mean overlaps, peak distance, consistency, empty-map shares and faithfulness
         drops, each with its chance level or random baseline, with the share of
@@ -245,8 +192,8 @@ class MetricTotals:
             raise ValueError("no examples were evaluated (empty dataset or eval_steps=0)")
         results = {name: self.sums[key] / self.counts[key]
                    for name, key in ATTENTION_MEANS.items() if self.counts[key]}
-        for name, total in (self.localisation or {}).items():
-            results[name] = total / self.examples
+        if self.localisation is not None:
+            results.update(self.localisation.summary())
         return results
 
     def class_summary(self) -> dict:

@@ -97,7 +97,22 @@ SEPARATION = (
     ("attention_overlap_inner", "overlap inner"), ("attention_consistency", "consistency"))
 FAITHFULNESS = (("faithfulness_drop", "faithfulness drop"),
                 ("faithfulness_drop_random", "drop random"))
-LOCALISED = (("energy_inside_box", "energy in box"), ("pointing_game", "pointing game"))
+# Each localisation figure beside what maps that learnt nothing score (the ink map, the
+# uniform map: evaluation.localisation); the distractor figures where images have
+# objects of other classes (fashion_mnist_duo).
+LOCALISED = (
+    ("energy_inside_box", "energy in box"), ("energy_inside_box_normalised", "normalised"),
+    ("box_ink_energy", "ink map"), ("box_area", "uniform map"),
+    ("pointing_game", "pointing game"), ("box_ink_pointing", "ink map pointing"),
+    ("energy_in_distractor_box", "T energy in distractor"),
+    ("confusing_energy_in_distractor_box", "C energy in distractor"),
+    ("confusing_energy_in_distractor_box_normalised", "C normalised"),
+    ("distractor_ink_energy", "ink map in distractor"),
+    ("distractor_box_area", "uniform map in distractor"),
+    ("confusing_pointing_at_distractor", "C pointing at distractor"),
+    ("distractor_ink_pointing", "ink map pointing at distractor"),
+    ("confusing_is_distractor", "C is distractor's class"),
+    ("confusing_is_distractor_chance", "C is distractor's chance"))
 
 
 def _validation(columns):

@@ -16,6 +16,7 @@ import os
 import keras
 import tensorflow as tf
 
+from sfocus_tf.evaluation import localisation
 from sfocus_tf.modeling import fit_metrics
 from sfocus_tf.modeling.gradcam import MAP_NAMES
 
@@ -53,9 +54,7 @@ FINAL_DESCRIPTIONS = {
     "faithfulness_drop": "test set: mean drop of the true-class probability when the "
                          "image under the map's top 10 % positions is erased",
     "faithfulness_drop_random": "test set: the same drop for as many random positions",
-    "energy_inside_box": "test set: mean share of the true-class map's energy inside the "
-                         "object's box",
-    "pointing_game": "test set: share of true-class maps whose peak falls inside the box",
+    **{name: f"test set: {text}" for name, text in localisation.DESCRIPTIONS.items()},
     "test_examples": "test examples evaluated",
     "train_seconds": "seconds spent training, across restarts",
     "eval_seconds": "seconds spent on the final evaluation",
