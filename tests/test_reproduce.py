@@ -112,3 +112,11 @@ def test_summary_of_a_study_in_progress_uses_the_finished_runs():
     assert "| b | 1 | -12.00 ± 0.00 (0/1 better) |" in validation_only
     assert "+8.00" not in validation_only and "**test**" not in validation_only
     assert "| b | 1 | +8.00 ± 0.00 (1/1 better) |" in markdown(summary, report_test=True)
+    # paired tests for arms with two seeds or more: a (-0.01, +0.03), not b (one seed)
+    tests = summary["validation"]["a"]["paired_tests"]
+    assert tests["n"] == 2 and tests["mean"] == pytest.approx(0.01)
+    assert tests["p_wilcoxon"] == pytest.approx(1.0)  # 2 of 4 sign assignments, two-sided
+    assert "paired_tests" not in summary["validation"]["b"]
+    assert "| a | 2 | +1.00 | [" in validation_only
+    assert not any(line.startswith("| b | 1 | ") and "[" in line
+                   for line in validation_only.splitlines())

@@ -4,8 +4,8 @@ Each (arm, seed) run is an ordinary ``train_and_evaluate`` run in
 ``workdir/<arm>/seed-<s>/``; finished runs (a ``metrics.json``) are not redone, so a
 study resumes, and a study whose small metrics files are committed reruns nothing.
 The table (``results.md``, ``results.json``) gives per arm the mean and standard
-deviation over seeds of test accuracy, the accuracy difference to the baseline paired
-by seed, attention overlap (soft, top-20 % and peak distance, each with its chance
+deviation over seeds of accuracy, the accuracy difference to the baseline paired
+by seed (with its paired tests from two seeds on: ``paired_tests``), attention overlap (soft, top-20 % and peak distance, each with its chance
 level, and at the inner layer), consistency, the shares of empty maps, faithfulness
 (against random positions), localisation where the data has boxes, the black-white
 loss on the test set where the backbone has class blocks (the ++ arms), and training
@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from sfocus_tf.studies import paired_tests
 from sfocus_tf.training import hparams
 from sfocus_tf.evaluation import overlays
 from sfocus_tf.configs import run_dir
@@ -136,6 +137,9 @@ TEST_REPORTED = (
     *FAITHFULNESS, *LOCALISED, ("test_bw", "L_BW"))
 REPORTED = {"validation": VALIDATION_REPORTED, "test": TEST_REPORTED}
 ACCURACY = {"validation": "validation_accuracy", "test": "test_accuracy"}
+# The accuracy difference within which an arm counts as level with the baseline (the
+# equivalence test of the paired tests): half a point.
+EQUIVALENCE_MARGIN = 0.005
 # measured where the data has boxes
 LOCALISATION = tuple(key for key, _ in LOCALISED + _validation(LOCALISED))
 
@@ -240,6 +244,9 @@ def _summarise_split(runs: dict, seeds, split: str) -> dict:
             paired = [by_seed[s][accuracy] - baseline[s][accuracy] for s in pairs]
             arms[arm]["accuracy_difference"] = _mean_std(paired)
             arms[arm]["better_than_baseline_in"] = int(sum(d > 0 for d in paired))
+            if len(paired) >= 2:
+                arms[arm]["paired_tests"] = paired_tests.paired_comparison(
+                    paired, margin=EQUIVALENCE_MARGIN)
     return arms
 
 
@@ -282,7 +289,30 @@ def _split_table(summary: dict, split: str) -> str:
                   f"{summary['seeds']}, on the {split} split; the paired column is "
                   f"the arm's {split} accuracy minus the baseline's with the same seed, in "
                   "points, and in how many seeds the arm was higher."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _tests_table(arms, split)) + "\n"
+
+
+def _tests_table(arms: dict, split: str) -> list:
+    """The paired tests of every arm with two seeds or more, in points."""
+    tested = {arm: stats["paired_tests"] for arm, stats in arms.items()
+              if "paired_tests" in stats}
+    if not tested:
+        return []
+    margin = 100 * EQUIVALENCE_MARGIN
+    lines = ["", f"Paired tests of the {split} accuracy difference (points): its 95 % "
+                 "interval (Student's t), a two-sided paired t-test, an exact two-sided "
+                 f"Wilcoxon signed-rank test, and an equivalence test at ±{margin:.1f} "
+                 "points (two one-sided t-tests: equivalent when p < 0.05).", "",
+             "| arm | seeds | mean | 95 % interval | t | p (t) | p (Wilcoxon, exact) | "
+             f"p (equivalence ±{margin:.1f}) | equivalent |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for arm, test in tested.items():
+        lines.append(
+            f"| {arm} | {test['n']} | {100 * test['mean']:+.2f} | "
+            f"[{100 * test['ci_low']:+.2f}, {100 * test['ci_high']:+.2f}] | "
+            f"{test['t']:.2f} | {test['p_t']:.3f} | {test['p_wilcoxon']:.3f} | "
+            f"{test['p_equivalence']:.3f} | {'yes' if test['equivalent'] else 'no'} |")
+    return lines
 
 
 def _cell(stats, label):
