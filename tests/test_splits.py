@@ -7,7 +7,7 @@ from fake_data import write_fake_fashion
 from sfocus_tf import data
 from sfocus_tf.configs.train_config import TrainConfig, config_changes
 from sfocus_tf.data import splits
-from sfocus_tf.training.inputs import steps_per_epoch, training_batches
+from sfocus_tf.training.inputs import diagnostic_batches, steps_per_epoch, training_batches
 
 
 def labels_of(dataset):
@@ -144,6 +144,12 @@ def test_the_training_run_takes_train_examples_and_old_runs_resume(tmp_path):
                          data_dir=write_fake_fashion(tmp_path, 200))
     assert steps_per_epoch(config, config.preset()) == 5
     assert len(list(training_batches(config, config.preset()).take(5).unbatch())) == 50
+    # the per-epoch diagnostics read images the run trains on
+    diagnosed = np.asarray(diagnostic_batches(config, config.preset(), None)[0][0])
+    trained = images_of(data.load("fashion_mnist", "train", 16, training=False,
+                                  data_dir=config.data_dir, train_examples=55))
+    assert len(diagnosed) == 50
+    assert {i.tobytes() for i in diagnosed} == {i.tobytes() for i in trained}
     with pytest.raises(ValueError, match="full_training_set"):
         TrainConfig(train_examples=6_000, full_training_set=True)
     with pytest.raises(ValueError, match="positive integer"):

@@ -19,10 +19,11 @@ def make_datasets(config: TrainConfig, preset: data.DatasetPreset):
 
 
 def evaluation_batches(config: TrainConfig, preset: data.DatasetPreset, split: str, *,
-                       with_boxes: bool = False) -> tf.data.Dataset:
+                       with_boxes: bool = False, train_examples: int | None = None
+                       ) -> tf.data.Dataset:
     return data.load(preset, split, config.batch_size, training=False,
                      data_dir=config.data_dir, with_boxes=with_boxes,
-                     skip_bad_images=config.skip_bad_images)
+                     skip_bad_images=config.skip_bad_images, train_examples=train_examples)
 
 
 def validation_batches(config: TrainConfig, preset: data.DatasetPreset):
@@ -76,10 +77,12 @@ DIAGNOSTIC_EXAMPLES = 256
 
 def diagnostic_batches(config: TrainConfig, preset: data.DatasetPreset, validation):
     """The fixed batches of the per-epoch attention diagnostics: the first
-    ``DIAGNOSTIC_EXAMPLES`` training images (unaugmented), and as many validation
-    images (None without validation)."""
+    ``DIAGNOSTIC_EXAMPLES`` images the run trains on (unaugmented; of the
+    ``train_examples`` subset where there is one), and as many validation images
+    (None without validation)."""
     train = data.first_examples(
-        evaluation_batches(config, preset, training_split(config)), DIAGNOSTIC_EXAMPLES)
+        evaluation_batches(config, preset, training_split(config),
+                           train_examples=config.train_examples), DIAGNOSTIC_EXAMPLES)
     held_out = (None if validation is None
                 else data.first_examples(validation, DIAGNOSTIC_EXAMPLES))
     return train, held_out
