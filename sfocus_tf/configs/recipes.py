@@ -65,10 +65,12 @@ def fashion_mnist_study() -> TrainConfig:
 @recipe
 def fashion_mnist_confirm() -> TrainConfig:
     """The default study's confirmatory stage (docs/default_study.md): ResNet-8,
-    12 epochs of 234 steps of 128 (~5.5 passes over the 55,000 training images), a
-    cosine schedule. Sized on the baseline's validation accuracy at 8, 12 and 16 such
-    epochs (seed 0, studies/fashion_mnist_sizing)."""
-    return fashion_mnist_study().replace(epochs=12)
+    16 epochs of 234 steps of 128 (~7 passes over the 55,000 training images), a
+    cosine schedule. Sized on the baseline (seed 0, studies/fashion_mnist_sizing): its
+    validation accuracy at the end of 8, 12 and 16 such epochs is 90.90 %, 91.54 %,
+    92.16 %; 16 is the shortest within 0.3 points of the longest tried (10 min of
+    baseline training on 2 busy cores)."""
+    return fashion_mnist_study().replace(epochs=16)
 
 
 @recipe
