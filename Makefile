@@ -17,7 +17,8 @@ BAZEL_FLAGS := --repo_env=SFOCUS_VENV=$(abspath $(VENV))
 DEMO_RUN := runs/demo
 DEMO_EXPORT := savedmodels/fashion_mnist_demo
 
-.PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench bench-accelerator clean
+.PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench bench-accelerator \
+	tensorboard-screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -71,6 +72,14 @@ bench: setup data
 bench-accelerator: setup data
 	$(PY) bench/accelerator.py --output_json=runs/bench/accelerator.json \
 		--output_md=runs/bench/accelerator.md
+
+# TensorBoard on a finished run (RUN, default the demo's) in headless Chromium, loopback
+# only: checks the HParams trial with both logdirs, screenshots into docs/images/.
+RUN ?= $(DEMO_RUN)
+tensorboard-screenshots: setup
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	$(PY) tools/tensorboard_screenshots.py --run=$(RUN) --out=docs/images
 
 clean:
 	[ ! -d .bazel/output_base ] || $(BAZEL) clean --expunge

@@ -174,7 +174,7 @@ def test_a_run_on_ram_writes_everything_there_and_reads_back(tmp_path, monkeypat
             "backup/ckpt-2.weights.h5", "backup/ckpt-3.weights.h5", "attention/epoch-001.png",
             "attention/final.png"} <= found
     for events in ("train", "validation", "attention"):
-        assert tf.io.gfile.glob(f"{workdir}/tensorboard/{events}/events.out.tfevents.*")
+        assert tf.io.gfile.glob(f"{workdir}/tensorboard/trial/{events}/events.out.tfevents.*")
     assert not [name for name in found if ".tmp-" in name]
     assert files.read_json(f"{workdir}/metrics.json")["weights_checksum"] == \
         metrics["weights_checksum"]

@@ -46,11 +46,12 @@ def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path):
     assert resolved["learning_rate"] == 0.1 and resolved["schedule"] == "multistep"
     for name in ("epoch-001.png", "epoch-002.png", "final.png"):
         assert (tmp_path / "attention" / name).stat().st_size > 0
-    tags = scalar_tags(tmp_path / "tensorboard" / "train")
-    assert {"epoch_loss", "epoch_ce", "epoch_as_last", "epoch_as_inner", "epoch_ac",
-            "epoch_accuracy", "epoch_empty_target", "epoch_empty_confusing"} <= tags
+    tags = scalar_tags(tmp_path / "tensorboard" / "trial" / "train")
+    assert {"loss/loss", "loss/terms/ce", "loss/terms/as_last", "loss/terms/as_inner",
+            "loss/terms/ac", "accuracy/accuracy", "maps_coverage/empty_target",
+            "maps_coverage/empty_confusing"} <= tags
     assert {"empty_target", "val_empty_confusing"} <= set(metrics["history"][1])
-    assert "true_vs_confusing" in scalar_tags(tmp_path / "tensorboard" / "attention")
+    assert "overlays/examples_1-3" in scalar_tags(tmp_path / "tensorboard" / "trial" / "attention")
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.sfocus_config == SFocusConfig()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]

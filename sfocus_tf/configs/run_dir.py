@@ -2,7 +2,8 @@
 
     config.json     the resolved TrainConfig (``load_config``)
     backup/         weights + optimizer state for resuming (checkpointing.BackupAndResume)
-    tensorboard/    every loss term and metric, the overlays, the config (tensorboard_logs)
+    tensorboard/trial/  the HParams trial, above train/, validation/, test/ (every loss
+                    term and metric) and attention/ (the overlays): tensorboard_logs
     attention/      epoch-NNN.png overlays and final.png: image | true | confusing class,
                     last and inner layer
     model.keras     the final model (``load_run``)
@@ -22,6 +23,9 @@ from sfocus_tf.configs.train_config import TrainConfig
 CONFIG = "config.json"
 BACKUP = "backup"
 TENSORBOARD = "tensorboard"
+# In TENSORBOARD: a run's HParams session sits above the folders it reads its metrics
+# from; at TensorBoard's logdir root (run ".") it would find none.
+TRIAL = "trial"
 ATTENTION = "attention"
 FINAL_OVERLAYS = "final.png"  # in ATTENTION
 MODEL = "model.keras"
@@ -31,6 +35,11 @@ METRICS = "metrics.json"
 def path(workdir: str, *names: str) -> str:
     """``workdir/names...``, e.g. ``path(workdir, ATTENTION, FINAL_OVERLAYS)``."""
     return join(workdir, *names)
+
+
+def tensorboard_dir(workdir: str) -> str:
+    """``workdir/tensorboard/trial``: the run's TensorBoard folders and its trial."""
+    return path(workdir, TENSORBOARD, TRIAL)
 
 
 def stored_config(workdir: str) -> dict | None:

@@ -1,11 +1,13 @@
 """Side-by-side overlays of the true-class and the confusing-class attention maps, at
-the last and the inner layer."""
+the last and the inner layer (drawn by ``overlay_layout``)."""
 
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from sfocus_tf.evaluation import overlay_layout
 from sfocus_tf.modeling import losses
 from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
 from sfocus_tf.common.files import atomic_path, local_copy
@@ -47,35 +49,69 @@ def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndar
     return (1 - alpha) * images + alpha * heat
 
 
-# The maps an overlay grid shows, in column order, with their column titles.
-PANELS = {"target_last": "true (last)", "confusing_last": "confusing (last)",
-          "target_inner": "true (inner)", "confusing_inner": "confusing (inner)"}
-_CAPTION = 14  # pixels of text above each row, and of the column titles
-_HATCH = (200, 200, 200)  # the lines across a map that is zero everywhere
+# The maps an overlay grid shows, in column order, with their two-line column titles.
+PANELS = {"target_last": ("true", "last layer"), "confusing_last": ("confusing", "last layer"),
+          "target_inner": ("true", "inner layer"),
+          "confusing_inner": ("confusing", "inner layer")}
+PANEL_WIDTH = 112  # about the pixels of a panel: images are magnified (28 px: 4 times)
+ROWS_PER_PAGE = 4  # examples per picture where TensorBoard shows them
+LEGEND = "map value: dark 0 = not attended, bright 1 = most attended"
 
 
-def overlay_grid(images, maps: dict, *, target_names, confusing_names,
-                 scale: int = 4) -> np.ndarray:
-    """One row per example: the image, then one overlay per entry of ``maps``
-    (``PANELS`` names -> [B, h, w] in [0, 1]), under column titles; each overlay is
-    captioned with its class (true or confusing). A map that is zero everywhere (no
-    position marked, ``losses.empty_maps``) is hatched and labelled "all zero" rather
-    than shown as a blank overlay. Returns uint8 RGB [H', W', 3]."""
+def overlay_grid(images, maps: dict, *, captions, scale: int | None = None) -> np.ndarray:
+    """One row per example under its caption (``captions``): the image, then one
+    overlay per entry of ``maps`` (``PANELS`` names -> [B, h, w] in [0, 1]), under
+    column titles and over a colour scale. A map that is zero everywhere (no position
+    marked, ``losses.empty_maps``) is hatched and labelled "all zero" rather than
+    shown as a blank overlay. ``scale``: the panels' magnification, by default the
+    least that makes them ``PANEL_WIDTH`` wide. Returns uint8 RGB [H', W', 3]."""
     display = to_display(images)
-    names = {"target": target_names, "confusing": confusing_names}
-    empty = {key: losses.empty_maps(np.asarray(value, np.float32)).numpy() > 0
-             for key, value in maps.items()}
-    rows = [[_with_caption(_scaled(picture, scale), "")] for picture in display]
-    for key, value in maps.items():
-        role = key.split("_")[0]
-        for index, panel in enumerate(overlay(display, np.asarray(value))):
-            picture = _scaled(panel, scale)
-            if empty[key][index]:
-                _hatch(picture)
-            rows[index].append(_with_caption(picture, names[role][index]))
-    grid = np.concatenate([np.concatenate([np.asarray(p) for p in row], axis=1)
-                           for row in rows], axis=0)
-    return _with_titles(grid, ["image"] + [PANELS[key] for key in maps])
+    scale = scale or max(1, round(PANEL_WIDTH / display.shape[2]))
+    panel_width = display.shape[2] * scale
+    size = overlay_layout.text_size(panel_width)
+    columns = [[_scaled(picture, scale) for picture in display]]
+    for value in maps.values():
+        empty = losses.empty_maps(np.asarray(value, np.float32)).numpy() > 0
+        columns.append([_scaled(panel, scale) for panel in overlay(display, np.asarray(value))])
+        for picture, blank in zip(columns[-1], empty):
+            if blank:
+                overlay_layout.hatch(picture, size)
+    titles = [("image", "")] + [PANELS[key] for key in maps]
+    width = panel_width * len(titles)
+    return overlay_layout.stacked(
+        [overlay_layout.column_titles(titles, panel_width, size)]
+        + [overlay_layout.captioned_row(row, caption, size)
+           for row, caption in zip(zip(*columns), captions)]
+        + [overlay_layout.colour_scale(colorize(np.linspace(0, 1, 256)), width, size, LEGEND)])
+
+
+def overlay_pages(images, maps: dict, *, captions, rows: int = ROWS_PER_PAGE,
+                  scale: int | None = None) -> list:
+    """``overlay_grid`` of each run of ``rows`` examples: pictures TensorBoard shows
+    large enough to read (its cards are about 350 px wide, whatever the height)."""
+    return [overlay_grid(images[start:start + rows],
+                         {key: value[start:start + rows] for key, value in maps.items()},
+                         captions=captions[start:start + rows], scale=scale)
+            for start in range(0, len(captions), rows)]
+
+
+def captions(class_names, target_class, confusing_class, probabilities) -> list:
+    """Per example: its true class and its most confusing class, each with the
+    model's probability, and which one the model predicts (the confusing class is
+    the highest-scoring other one: a wrong prediction is the confusing class)."""
+    lines = []
+    for target, confusing, shares in zip(target_class, confusing_class, probabilities):
+        predicted = int(np.argmax(shares))
+
+        def named(k, mark=True):
+            return (f"{class_names[k]} {shares[k]:.0%}"
+                    + (" (predicted)" if mark and k == predicted else ""))
+
+        line = f"true {named(target)} · confusing {named(confusing)}"
+        if predicted not in (target, confusing):  # multi-label data
+            line += f" · predicted {named(predicted, mark=False)}"
+        lines.append(line)
+    return lines
 
 
 def _scaled(panel: np.ndarray, scale: int) -> Image.Image:
@@ -83,44 +119,23 @@ def _scaled(panel: np.ndarray, scale: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
 
 
-def _hatch(picture: Image.Image) -> None:
-    """Diagonal lines and an "all zero" label across ``picture``, in place."""
-    draw = ImageDraw.Draw(picture)
-    size = picture.width + picture.height
-    for offset in range(-picture.height, picture.width, 8):
-        draw.line([(offset, picture.height), (offset + size, picture.height - size)],
-                  fill=_HATCH)
-    draw.rectangle([2, 2, 52, 14], fill="white")
-    draw.text((4, 3), "all zero", fill="black")
-
-
-def _with_caption(picture: Image.Image, caption: str) -> Image.Image:
-    captioned = Image.new("RGB", (picture.width, picture.height + _CAPTION), "white")
-    captioned.paste(picture, (0, _CAPTION))
-    ImageDraw.Draw(captioned).text((2, 1), caption, fill="black")
-    return captioned
-
-
-def _with_titles(grid: np.ndarray, titles) -> np.ndarray:
-    """``grid`` under a line of column titles (equal-width columns)."""
-    picture = Image.new("RGB", (grid.shape[1], grid.shape[0] + _CAPTION), "white")
-    picture.paste(Image.fromarray(grid), (0, _CAPTION))
-    draw = ImageDraw.Draw(picture)
-    width = grid.shape[1] // len(titles)
-    for index, title in enumerate(titles):
-        draw.text((index * width + 2, 1), title, fill="black")
-    return np.asarray(picture)
+def shown_maps(model, images, labels, class_names) -> dict:
+    """The arguments of ``overlay_grid`` and ``overlay_pages`` for ``model``'s maps
+    (``PANELS``: true and confusing class, last and inner layer) of a batch, as
+    standard Grad-CAM (the maps evaluation measures, whatever reading the model
+    trained with), with the model's probabilities in the captions."""
+    maps = attention_maps(model, images, labels, reading=shown_reading())
+    logits = tf.cast(maps["logits"], tf.float32)
+    multi_label = model.sfocus_config.multi_label
+    probabilities = (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits)).numpy()
+    return dict(images=images, maps={key: maps[key].numpy() for key in PANELS},
+                captions=captions(class_names, maps["target_class"].numpy(),
+                                  maps["confusing_class"].numpy(), probabilities))
 
 
 def render(model, images, labels, class_names) -> np.ndarray:
-    """The overlay grid of ``model``'s maps (``PANELS``: true and confusing class, last
-    and inner layer) for a batch, as standard Grad-CAM (the maps evaluation measures,
-    whatever reading the model trained with)."""
-    maps = attention_maps(model, images, labels, reading=shown_reading())
-    names = lambda ids: [class_names[i] for i in ids.numpy()]  # noqa: E731
-    return overlay_grid(images, {key: maps[key].numpy() for key in PANELS},
-                        target_names=names(maps["target_class"]),
-                        confusing_names=names(maps["confusing_class"]))
+    """The overlay grid of ``shown_maps``: every example in one picture."""
+    return overlay_grid(**shown_maps(model, images, labels, class_names))
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

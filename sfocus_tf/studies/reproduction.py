@@ -187,7 +187,8 @@ def _run_study(base, seeds, workdir, arms, train, report_test) -> dict:
         run = os.path.join(workdir, arm, f"seed-{seed}")
         metrics = run_dir.read_metrics(run)
         if metrics is None and train:
-            metrics = train_and_evaluate(config, run)
+            # the study writes the one HParams table over its runs
+            metrics = train_and_evaluate(config, run, hparams_table=False)
         if metrics is not None:
             runs.setdefault(arm, {})[seed] = metrics
     summary = summarise(runs, base, seeds)
@@ -199,10 +200,10 @@ def _run_study(base, seeds, workdir, arms, train, report_test) -> dict:
 def write_hparams_config(workdir: str, configs, has_boxes: bool) -> None:
     """The study's table in TensorBoard's HParams tab (``tensorboard --logdir=workdir``):
     one row per run, the config fields its arms and seeds differ in, the reported
-    test metrics (``tensorboard/test/`` of each run)."""
+    test metrics (``tensorboard/trial/test/`` and ``validation/`` of each run)."""
     reported = [(key, f"val {label}") for key, label in VALIDATION_REPORTED
                 if key.startswith("validation_")] + list(TEST_REPORTED)
-    metrics = [hparams.test_metric(key, label)
+    metrics = [hparams.final_metric(key, label)
                for key, label in reported if has_boxes or key not in LOCALISATION]
     hparams.write_study(workdir, hparams.differing_hparams(configs), metrics)
 

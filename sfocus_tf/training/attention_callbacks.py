@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from sfocus_tf.evaluation import overlays
 from sfocus_tf.modeling.diagnostics import diagnostics
-from sfocus_tf.training import tensorboard_logs
+from sfocus_tf.training import tensorboard_tags
 
 
 class AttentionDiagnostics(keras.callbacks.Callback):
@@ -37,29 +37,44 @@ class AttentionDiagnostics(keras.callbacks.Callback):
 
 
 class AttentionImages(keras.callbacks.Callback):
-    """Each epoch: overlays of a fixed batch of test images, as PNG and in TensorBoard
-    (at the optimizer step, the step axis of ``tensorboard_logs``)."""
+    """Each epoch: overlays of a fixed batch of images, as one PNG and in TensorBoard
+    (``attention/``, at the optimizer step, the step axis of ``tensorboard_logs``) as
+    pictures of ``overlays.ROWS_PER_PAGE`` examples, one tag each
+    (``overlays/examples_1-4``, ...), so that each is legible on its card."""
 
     def __init__(self, images, labels, class_names, png_dir, tensorboard_dir):
         super().__init__()
         self.images, self.labels, self.class_names = images, labels, class_names
         self.png_dir = png_dir
         self.writer = tf.summary.create_file_writer(
-            os.path.join(tensorboard_dir, tensorboard_logs.ATTENTION))
+            os.path.join(tensorboard_dir, tensorboard_tags.ATTENTION))
+
+    def shown(self) -> dict:
+        return overlays.shown_maps(self.model, self.images, self.labels, self.class_names)
 
     def render(self) -> np.ndarray:
-        return overlays.render(self.model, self.images, self.labels, self.class_names)
+        return overlays.overlay_grid(**self.shown())
 
     def on_epoch_end(self, epoch, logs=None):
-        grid = self.render()
-        overlays.save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"), grid)
+        shown = self.shown()
+        overlays.save_png(os.path.join(self.png_dir, f"epoch-{epoch + 1:03d}.png"),
+                          overlays.overlay_grid(**shown))
+        step = int(self.model.optimizer.iterations.numpy())
         with self.writer.as_default():
-            tf.summary.image("true_vs_confusing", grid[None], step=int(self.model.optimizer.iterations.numpy()),
-                             description=OVERLAYS_DESCRIPTION)
+            for tag, page in zip(page_tags(len(shown["captions"])),
+                                 overlays.overlay_pages(**shown)):
+                tf.summary.image(tag, page[None], step=step, description=OVERLAYS_DESCRIPTION)
         self.writer.flush()
 
 
+def page_tags(examples: int, rows: int = overlays.ROWS_PER_PAGE) -> list:
+    """``overlays/examples_<first>-<last>`` of each picture (numbered from 1)."""
+    return [f"{tensorboard_tags.OVERLAYS}/examples_{start + 1}-{min(start + rows, examples)}"
+            for start in range(0, examples, rows)]
+
+
 OVERLAYS_DESCRIPTION = (
-    "Each row: a test image, then standard Grad-CAM maps of its true class and of its "
-    "most confusing class, at the last and at the inner layer (the maps as_inner and ac "
-    "act on); a hatched 'all zero' panel is a map that is zero everywhere.")
+    "Each row: an image, then standard Grad-CAM maps of its true class and of its most "
+    "confusing class, at the last and at the inner layer (the maps as_inner and ac act "
+    "on), under the two classes' probabilities; a hatched 'all zero' panel is a map "
+    "that is zero everywhere. The bar below: dark is 0 (not attended), bright 1.")

@@ -1,12 +1,14 @@
 """What a run writes to TensorBoard: scalars with their descriptions, on one step axis.
 
 Every chart's x-axis is the optimizer step count when the value was recorded: epoch
-means (``train/``, ``validation/``: ``epoch_<metric>``) at the step that ended the
-epoch, the learning rate (``train/learning_rate``) at every step, as the value the
-next step uses (the first point is the starting value), the attention overlays
-(``attention/``) at epoch ends, and the final test metrics (``test/``, the numbers of
-``metrics.json``) at the last step. Each scalar carries its one-line description
-(``metrics.DESCRIPTIONS``, ``terms.TERMS``), which TensorBoard shows beside the chart.
+means (``train/``, ``validation/``) at the step that ended the epoch, the learning
+rate (``train/``, ``optimizer/learning_rate``) at every step, as the value the next
+step uses (the first point is the starting value), the attention overlays
+(``attention/``) at epoch ends, and the final evaluation (the numbers of
+``metrics.json``) at the last step, each in its split's folder under the tag the
+epochs use (``tensorboard_tags``). Each scalar carries its one-line description
+(``metrics.DESCRIPTIONS``, ``terms.TERMS``), which the Scalars tab shows beside the
+chart (the Time Series tab shows none).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import tensorflow as tf
 from sfocus_tf.evaluation import localisation
 from sfocus_tf.modeling import fit_metrics
 from sfocus_tf.modeling.gradcam import MAP_NAMES
+from sfocus_tf.training import tensorboard_tags
+from sfocus_tf.training.tensorboard_tags import TRAIN, VALIDATION
 
-TRAIN, VALIDATION, TEST, ATTENTION = "train", "validation", "test", "attention"
 LEARNING_RATE = "learning_rate"
 
 # metrics.json numbers that are not measurements of the model: not charted.
@@ -55,7 +58,7 @@ FINAL_DESCRIPTIONS = {
                          "image under the map's top 10 % positions is erased",
     "faithfulness_drop_random": "test set: the same drop for as many random positions",
     **{name: f"test set: {text}" for name, text in localisation.DESCRIPTIONS.items()},
-    "test_examples": "test examples evaluated",
+    "test_examples": "test set: examples evaluated",
     "train_seconds": "seconds spent training, across restarts",
     "eval_seconds": "seconds spent on the final evaluation",
 }
@@ -110,14 +113,27 @@ class DescribedScalars:
             tf.summary.scalar(tag, value, step=step, description=description)
 
 
+def final_places(metrics: dict) -> dict:
+    """``{key: (run folder, tag)}`` of the charted numbers of ``metrics.json``, less the
+    validation figures fit already charts (loss, terms, accuracy): the last epoch
+    validated on the same images, so its point at the last step is that figure."""
+    places = {key: tensorboard_tags.final_place(key) for key in final_metrics(metrics)}
+    return {key: (run, tag) for key, (run, tag) in places.items()
+            if not (run == VALIDATION and tensorboard_tags.split(key)[1]
+                    in fit_metrics.DESCRIPTIONS)}
+
+
 def write_final_metrics(logdir: str, metrics: dict, step: int) -> None:
-    """``logdir/test/``: each charted number of ``metrics.json`` under its own name,
-    at optimizer step ``step`` (the HParams tab reads them as the run's results)."""
-    writer = tf.summary.create_file_writer(os.path.join(logdir, TEST))
-    scalars = DescribedScalars(writer)
-    for name, value in final_metrics(metrics).items():
-        scalars.write(name, name, value, step)
-    writer.close()
+    """Each number of ``final_places`` into its run folder under ``logdir``, at
+    optimizer step ``step`` (the HParams tab reads them as the run's results)."""
+    scalars = {}
+    for key, (run, tag) in final_places(metrics).items():
+        if run not in scalars:
+            scalars[run] = DescribedScalars(
+                tf.summary.create_file_writer(os.path.join(logdir, run)))
+        scalars[run].write(tag, key, metrics[key], step)
+    for written in scalars.values():
+        written.writer.close()
 
 
 # Keras Tuner finds the TensorBoard callback of a search by its class name (and gives
@@ -125,8 +141,8 @@ def write_final_metrics(logdir: str, metrics: dict, step: int) -> None:
 class TensorBoard(keras.callbacks.TensorBoard):
     """Keras' TensorBoard callback on the module's step axis, with descriptions.
 
-    Epoch means go to ``train/`` and ``validation/`` as ``epoch_<metric>`` at the
-    optimizer step that ended the epoch; Keras' ``evaluation_*_vs_iterations``
+    Epoch means go to ``train/`` and ``validation/``, tagged by ``tensorboard_tags``,
+    at the optimizer step that ended the epoch; Keras' ``evaluation_*_vs_iterations``
     copies of the validation means are not written (they were the same numbers).
     The learning rate is written before every step, at the step count so far.
     The model's graph is written as Keras writes it.
@@ -166,10 +182,9 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
-        for name, value in (logs or {}).items():
-            run = VALIDATION if name.startswith("val_") else TRAIN
-            name = name[4:] if run == VALIDATION else name
-            self._writer_of(run).write(f"epoch_{name}", name, float(value), step)
+        for key, value in (logs or {}).items():
+            run, name = tensorboard_tags.split(key)
+            self._writer_of(run).write(tensorboard_tags.tag(name), name, float(value), step)
         for scalars in self._scalars.values():
             scalars.writer.flush()
 
@@ -183,7 +198,8 @@ def _learning_rate_logger(optimizer, writer):
     @tf.function
     def log(described: bool):
         with writer.as_default():
-            tf.summary.scalar(LEARNING_RATE, optimizer.learning_rate, step=optimizer.iterations,
+            tf.summary.scalar(tensorboard_tags.tag(LEARNING_RATE), optimizer.learning_rate,
+                              step=optimizer.iterations,
                               description=describe(LEARNING_RATE) if described else None)
 
     return log

@@ -33,7 +33,7 @@ from sfocus_tf.training.resume import check_config, fit_from_backup, trained_ste
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str, *,
-                       allow_config_change: bool = False) -> dict:
+                       allow_config_change: bool = False, hparams_table: bool = True) -> dict:
     """Trains ``config`` into ``workdir`` (resuming if it holds a backup), validating
     on the images held out of training, evaluates on the validation and the test split
     (``validation_*`` and ``test_*``), and returns the metrics it writes to
@@ -43,6 +43,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *,
     trained with another config is refused too (``ConfigChangedError``)
     unless ``allow_config_change``; ``train_config.OPERATIONAL_FIELDS`` may always
     change. A NaN or Inf loss stops the run (``finite.NonFiniteError``).
+
+    The run is one HParams trial named ``workdir``, ended with its status; a finished
+    run writes its own HParams table unless ``hparams_table`` is False (a study's
+    runs: the study writes one table over them all).
 
     Under MultiWorkerMirroredStrategy every worker runs this, all of it (saving
     reads distributed variables, a collective every worker must join); the chief
@@ -57,10 +61,14 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *,
         with run_lock.exclusive(out, "a training run"):
             check_config(config, workdir, allow_config_change)  # before config.json changes
             _start(config, out)
-            with strategy.scope():
-                model, metrics, overlay_images = _train(config, preset, strategy, workdir, out)
-                metrics.update(_evaluate(model, config, preset))
-            _finish(model, metrics, overlay_images, out)
+            with hparams.Trial(run_dir.tensorboard_dir(out), config,
+                               name=workdir.rstrip("/") or workdir) as trial:
+                with strategy.scope():
+                    model, metrics, overlay_images = _train(config, preset, strategy,
+                                                            workdir, out)
+                    metrics.update(_evaluate(model, config, preset))
+                _finish(model, metrics, overlay_images, out)
+                trial.results = metrics if hparams_table else None
         return metrics
     finally:
         if out != workdir:
@@ -71,7 +79,6 @@ def _start(config: TrainConfig, out: str) -> None:
     """A writable run directory (else one line) holding the run's config."""
     prepare_output_dir(out)  # no leftover temporaries either
     write_json(run_dir.path(out, run_dir.CONFIG), config.to_dict())
-    hparams.write_run(run_dir.path(out, run_dir.TENSORBOARD), config)
     keras.utils.set_random_seed(config.seed)
 
 
@@ -92,7 +99,7 @@ def _train(config: TrainConfig, preset, strategy, workdir: str, out: str):
     callbacks = [StopOnNonFiniteLoss(),  # first: no callback sees a non-finite step
                  AttentionDiagnostics(*inputs.diagnostic_batches(config, preset, validation)),
                  backup,  # after the diagnostics, which add to the logs it records
-                 tensorboard_logs.TensorBoard(run_dir.path(out, run_dir.TENSORBOARD)),
+                 tensorboard_logs.TensorBoard(run_dir.tensorboard_dir(out)),
                  overlay_images]
     fit_from_backup(model, config, preset=preset, steps_per_epoch=epoch_steps,
                     backup=backup, validation_data=validation, callbacks=callbacks)
@@ -109,8 +116,7 @@ def _overlay_callback(config: TrainConfig, preset, validation, out: str) -> Atte
         else validation
     images, labels = data.first_examples(shown, config.attention_images)
     return AttentionImages(images, labels, data.class_names(preset, data_dir=config.data_dir),
-                           run_dir.path(out, run_dir.ATTENTION),
-                           run_dir.path(out, run_dir.TENSORBOARD))
+                           run_dir.path(out, run_dir.ATTENTION), run_dir.tensorboard_dir(out))
 
 
 def _evaluate(model, config: TrainConfig, preset) -> dict:
@@ -138,7 +144,7 @@ def _finish(model, metrics: dict, overlay_images: AttentionImages, out: str) -> 
     save_model(model, run_dir.path(out, run_dir.MODEL))
     overlays.save_png(run_dir.path(out, run_dir.ATTENTION, run_dir.FINAL_OVERLAYS),
                       overlay_images.render())
-    tensorboard_logs.write_final_metrics(run_dir.path(out, run_dir.TENSORBOARD), metrics,
+    tensorboard_logs.write_final_metrics(run_dir.tensorboard_dir(out), metrics,
                                          trained_steps(model))
     write_json(run_dir.path(out, run_dir.METRICS), metrics)  # NaN -> null
 
