@@ -9,7 +9,7 @@ from sfocus_tf import data
 from sfocus_tf.configs.train_config import TrainConfig
 from sfocus_tf.data import duo, fashion_mnist
 from sfocus_tf.data.cluttered import INK
-from sfocus_tf.evaluation import localisation
+from sfocus_tf.evaluation import localisation, overlay_layout, overlays
 from sfocus_tf.evaluation.evaluate import batch_arrays, no_learning_levels
 from sfocus_tf.configs import run_dir
 from sfocus_tf.training.train import train_and_evaluate
@@ -156,6 +156,11 @@ def test_a_duo_run_reports_localisation_in_both_boxes(tmp_path):
     np.testing.assert_allclose(sides, areas.mean(axis=0), rtol=1e-5)
     for key in ("box_ink_energy", "distractor_ink_energy", "confusing_is_distractor"):
         assert 0.0 <= metrics[key] <= 1.0 and 0.0 <= metrics[f"validation_{key}"] <= 1.0
+    # the overlays outline both garments' boxes
+    picture = overlays.load_png(run_dir.path(str(tmp_path / "run"), run_dir.ATTENTION,
+                                             run_dir.FINAL_OVERLAYS))
+    for colour in overlay_layout.BOX_COLOURS.values():
+        assert np.all(picture == colour, axis=-1).sum() > 100
 
 
 def test_no_learning_levels_need_no_model_and_match_the_boxes(tmp_path):

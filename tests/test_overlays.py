@@ -61,3 +61,30 @@ def test_pages_hold_few_rows_each_under_the_same_titles():
     for page in pages:
         np.testing.assert_array_equal(page[:titles], whole[:titles])
     np.testing.assert_array_equal(pages[2][titles:], whole[titles + 4 * row:])
+
+
+def test_boxes_are_outlined_on_every_panel_in_their_kind_colour():
+    maps = {"target_last": np.zeros((2, 3, 3))}  # zero maps: hatched, boxes still drawn
+    boxes = np.array([[[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.3, 0.3]]] * 2)
+    kinds = np.array([[1, 2, 0]] * 2)  # the third is padding: not drawn
+    grid = grid_of(maps, boxes=(boxes, kinds))
+    panel, size, pad = 96, overlay_layout.text_size(96), overlay_layout.PAD
+    top = 2 * size + 3 * pad + size + 2 * pad  # first example's panels
+    own, other = overlay_layout.BOX_COLOURS[1], overlay_layout.BOX_COLOURS[2]
+    for column in (0, 1):
+        left = column * panel
+        assert tuple(grid[top, left + 20]) == own  # own box's top edge
+        assert tuple(grid[top + 47, left + 20]) == own  # its bottom edge
+        assert tuple(grid[top + 70, left + 48]) == other  # the other box's left edge
+        assert tuple(grid[top + 25, left + 25]) != own  # inside, not filled
+    cell = grid[top + 19:top + 29, 19:29]  # around the padding box
+    assert not np.all(cell == own, axis=-1).any() and not np.all(cell == other, axis=-1).any()
+
+
+def test_box_kinds_from_the_dataset_formats():
+    single = overlays.box_kinds(np.array([[0.1, 0.2, 0.3, 0.4]]), np.array([3]))
+    np.testing.assert_allclose(single[0], [[[0.1, 0.2, 0.3, 0.4]]])
+    np.testing.assert_array_equal(single[1], [[1]])
+    boxes = {"boxes": np.zeros((2, 3, 4)), "labels": np.array([[4, 7, -1], [2, 2, 5]])}
+    np.testing.assert_array_equal(overlays.box_kinds(boxes, np.array([4, 2]))[1],
+                                  [[1, 2, 0], [1, 1, 2]])

@@ -266,8 +266,10 @@ def class_names(dataset: str | DatasetPreset, *, data_dir: str | None = None) ->
     return image_folder.list_classes(data_dir)
 
 
-def first_examples(dataset: tf.data.Dataset, count: int):
+def first_examples(dataset: tf.data.Dataset, count: int, with_boxes: bool = False):
     """The first ``count`` (images, labels) of a batched dataset, as NumPy arrays
-    (e.g. a fixed set of test images for overlay grids)."""
-    images, labels = next(iter(dataset.unbatch().batch(count).take(1)))[:2]
-    return images.numpy(), labels.numpy()
+    (e.g. a fixed set of test images for overlay grids); with ``with_boxes``, of a
+    dataset with boxes, (images, labels, boxes) (boxes as the dataset gives them)."""
+    batch = next(iter(dataset.unbatch().batch(count).take(1)))
+    numpy = tf.nest.map_structure(lambda tensor: tensor.numpy(), tuple(batch))
+    return numpy[:3] if with_boxes else numpy[:2]

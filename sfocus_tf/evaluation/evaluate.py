@@ -231,10 +231,12 @@ def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=N
     totals = accumulate(model, load(preset.has_boxes), steps=eval_steps, class_names=names)
     results = totals.summary()
     results.update(dataset=config.dataset, split=split or "test")
-    images, labels = data.first_examples(load(False), num_overlays)
+    images, labels, *boxes = data.first_examples(load(preset.has_boxes), num_overlays,
+                                                 with_boxes=preset.has_boxes)
     report.write_report(output_dir, results,
                         title=f"{config.dataset} ({results['split']}): {workdir}",
-                        overlay_grid=overlays.render(model, images, labels, names),
+                        overlay_grid=overlays.render(model, images, labels, names,
+                                                     *boxes),
                         class_names=names)
     return results
 

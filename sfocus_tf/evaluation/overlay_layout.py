@@ -77,6 +77,26 @@ def hatch(picture: Image.Image, size: int) -> None:
     draw.text((2 * PAD, 2 * PAD), "all zero", fill="black", font=label)
 
 
+# The labelled object's boxes, then those of other classes (the duo's distractor): two
+# colours the map's blue-red-yellow scale does not use.
+BOX_COLOURS = {1: (0, 230, 0), 2: (0, 230, 230)}
+
+
+def draw_boxes(picture: Image.Image, boxes: np.ndarray, kinds: np.ndarray) -> None:
+    """Normalised [ymin, xmin, ymax, xmax] ``boxes`` [K, 4] outlined on ``picture`` in
+    place, each in the colour of its ``kinds`` entry (1 own, 2 other; 0: not drawn)."""
+    draw = ImageDraw.Draw(picture)
+    line = max(1, picture.width // 56)
+    for (ymin, xmin, ymax, xmax), kind in zip(np.asarray(boxes, np.float64), kinds):
+        # an empty box (padding, a crop that cut it away) or one given upside down
+        # (generated data) is not an outline
+        if kind in BOX_COLOURS and xmax > xmin and ymax > ymin:
+            draw.rectangle([xmin * picture.width, ymin * picture.height,
+                            max(xmin * picture.width, xmax * picture.width - 1),
+                            max(ymin * picture.height, ymax * picture.height - 1)],
+                           outline=BOX_COLOURS[kind], width=line)
+
+
 def colour_scale(colours: np.ndarray, width: int, size: int, legend: str) -> Image.Image:
     """The colours a map value of 0 to 1 gets (``colours``: [N, 3] in [0, 1]) as a
     bar between "0" and "1", over a line saying what they mean."""

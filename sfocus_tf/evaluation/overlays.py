@@ -58,13 +58,16 @@ ROWS_PER_PAGE = 4  # examples per picture where TensorBoard shows them
 LEGEND = "map value: dark 0 = not attended, bright 1 = most attended"
 
 
-def overlay_grid(images, maps: dict, *, captions, scale: int | None = None) -> np.ndarray:
+def overlay_grid(images, maps: dict, *, captions, scale: int | None = None,
+                 boxes=None) -> np.ndarray:
     """One row per example under its caption (``captions``): the image, then one
     overlay per entry of ``maps`` (``PANELS`` names -> [B, h, w] in [0, 1]), under
     column titles and over a colour scale. A map that is zero everywhere (no position
     marked, ``losses.empty_maps``) is hatched and labelled "all zero" rather than
-    shown as a blank overlay. ``scale``: the panels' magnification, by default the
-    least that makes them ``PANEL_WIDTH`` wide. Returns uint8 RGB [H', W', 3]."""
+    shown as a blank overlay. ``boxes``: optional (boxes [B, K, 4], kinds [B, K]) of
+    ``box_kinds``, outlined on every panel (the true class's green, the others' cyan).
+    ``scale``: the panels' magnification, by default the least that makes them
+    ``PANEL_WIDTH`` wide. Returns uint8 RGB [H', W', 3]."""
     display = to_display(images)
     scale = scale or max(1, round(PANEL_WIDTH / display.shape[2]))
     panel_width = display.shape[2] * scale
@@ -76,6 +79,10 @@ def overlay_grid(images, maps: dict, *, captions, scale: int | None = None) -> n
         for picture, blank in zip(columns[-1], empty):
             if blank:
                 overlay_layout.hatch(picture, size)
+    if boxes is not None:
+        for column in columns:
+            for picture, example_boxes, kinds in zip(column, *boxes):
+                overlay_layout.draw_boxes(picture, example_boxes, kinds)
     titles = [("image", "")] + [PANELS[key] for key in maps]
     width = panel_width * len(titles)
     return overlay_layout.stacked(
@@ -86,13 +93,28 @@ def overlay_grid(images, maps: dict, *, captions, scale: int | None = None) -> n
 
 
 def overlay_pages(images, maps: dict, *, captions, rows: int = ROWS_PER_PAGE,
-                  scale: int | None = None) -> list:
+                  scale: int | None = None, boxes=None) -> list:
     """``overlay_grid`` of each run of ``rows`` examples: pictures TensorBoard shows
     large enough to read (its cards are about 350 px wide, whatever the height)."""
-    return [overlay_grid(images[start:start + rows],
-                         {key: value[start:start + rows] for key, value in maps.items()},
-                         captions=captions[start:start + rows], scale=scale)
+    def part(start):
+        return slice(start, start + rows)
+    return [overlay_grid(images[part(start)],
+                         {key: value[part(start)] for key, value in maps.items()},
+                         captions=captions[part(start)], scale=scale,
+                         boxes=None if boxes is None else tuple(b[part(start)] for b in boxes))
             for start in range(0, len(captions), rows)]
+
+
+def box_kinds(boxes, target_class) -> tuple:
+    """A dataset's boxes of a batch ([B, 4] for one object, or {"boxes": [B, K, 4],
+    "labels": [B, K]}) -> (boxes [B, K, 4], kinds [B, K]): 1 for the true class's
+    boxes, 2 for other classes', 0 for padding."""
+    if not isinstance(boxes, dict):
+        boxes = np.asarray(boxes, np.float32)[:, None, :]
+        return boxes, np.ones(boxes.shape[:2], np.int32)
+    labels = np.asarray(boxes["labels"])
+    kinds = np.where(labels == np.asarray(target_class)[:, None], 1, 2)
+    return np.asarray(boxes["boxes"], np.float32), np.where(labels >= 0, kinds, 0)
 
 
 def captions(class_names, target_class, confusing_class, probabilities) -> list:
@@ -119,23 +141,26 @@ def _scaled(panel: np.ndarray, scale: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
 
 
-def shown_maps(model, images, labels, class_names) -> dict:
+def shown_maps(model, images, labels, class_names, boxes=None) -> dict:
     """The arguments of ``overlay_grid`` and ``overlay_pages`` for ``model``'s maps
     (``PANELS``: true and confusing class, last and inner layer) of a batch, as
     standard Grad-CAM (the maps evaluation measures, whatever reading the model
-    trained with), with the model's probabilities in the captions."""
+    trained with), with the model's probabilities in the captions and the batch's
+    ``boxes`` (as the dataset gives them) where there are some."""
     maps = attention_maps(model, images, labels, reading=shown_reading())
     logits = tf.cast(maps["logits"], tf.float32)
     multi_label = model.sfocus_config.multi_label
     probabilities = (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits)).numpy()
+    target_class = maps["target_class"].numpy()
     return dict(images=images, maps={key: maps[key].numpy() for key in PANELS},
-                captions=captions(class_names, maps["target_class"].numpy(),
-                                  maps["confusing_class"].numpy(), probabilities))
+                captions=captions(class_names, target_class,
+                                  maps["confusing_class"].numpy(), probabilities),
+                boxes=None if boxes is None else box_kinds(boxes, target_class))
 
 
-def render(model, images, labels, class_names) -> np.ndarray:
+def render(model, images, labels, class_names, boxes=None) -> np.ndarray:
     """The overlay grid of ``shown_maps``: every example in one picture."""
-    return overlay_grid(**shown_maps(model, images, labels, class_names))
+    return overlay_grid(**shown_maps(model, images, labels, class_names, boxes))
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

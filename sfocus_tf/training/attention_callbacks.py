@@ -42,15 +42,17 @@ class AttentionImages(keras.callbacks.Callback):
     pictures of ``overlays.ROWS_PER_PAGE`` examples, one tag each
     (``overlays/examples_1-4``, ...), so that each is legible on its card."""
 
-    def __init__(self, images, labels, class_names, png_dir, tensorboard_dir):
+    def __init__(self, images, labels, class_names, png_dir, tensorboard_dir, boxes=None):
         super().__init__()
         self.images, self.labels, self.class_names = images, labels, class_names
+        self.boxes = boxes  # drawn on the overlays where the data has them
         self.png_dir = png_dir
         self.writer = tf.summary.create_file_writer(
             os.path.join(tensorboard_dir, tensorboard_tags.ATTENTION))
 
     def shown(self) -> dict:
-        return overlays.shown_maps(self.model, self.images, self.labels, self.class_names)
+        return overlays.shown_maps(self.model, self.images, self.labels, self.class_names,
+                                   self.boxes)
 
     def render(self) -> np.ndarray:
         return overlays.overlay_grid(**self.shown())

@@ -111,12 +111,14 @@ def _train(config: TrainConfig, preset, strategy, workdir: str, out: str):
 
 def _overlay_callback(config: TrainConfig, preset, validation, out: str) -> AttentionImages:
     """Overlays of fixed validation images (test images with ``full_training_set``):
-    the test split is read once, at the end."""
-    shown = inputs.evaluation_batches(config, preset, "test") if validation is None \
-        else validation
-    images, labels = data.first_examples(shown, config.attention_images)
+    the test split is read once, at the end. Their boxes are drawn where there are."""
+    split = "test" if validation is None else data.VALIDATION
+    shown = inputs.evaluation_batches(config, preset, split, with_boxes=preset.has_boxes)
+    images, labels, *boxes = data.first_examples(shown, config.attention_images,
+                                                 with_boxes=preset.has_boxes)
     return AttentionImages(images, labels, data.class_names(preset, data_dir=config.data_dir),
-                           run_dir.path(out, run_dir.ATTENTION), run_dir.tensorboard_dir(out))
+                           run_dir.path(out, run_dir.ATTENTION), run_dir.tensorboard_dir(out),
+                           boxes=boxes[0] if boxes else None)
 
 
 def _evaluate(model, config: TrainConfig, preset) -> dict:
