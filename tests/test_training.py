@@ -79,6 +79,9 @@ def run_cli(args, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
+# Slow: test_resume.py kills a run inside an epoch in the default suite and checks the
+# resumed run bitwise; this one is the same through the console command.
+@pytest.mark.slow
 def test_sigkill_in_the_middle_of_an_epoch_then_resume(tmp_path):
     data_dir = write_fake_fashion(tmp_path, 64)
     workdir = tmp_path / "run"
