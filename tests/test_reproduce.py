@@ -56,6 +56,31 @@ def test_study_trains_both_arms_per_seed_and_summarises(tmp_path, preset_lookups
     mtime = (workdir / "sfocus" / "seed-0" / "metrics.json").stat().st_mtime
     assert run_study(base, [0, 1], str(workdir)) == summary
     assert (workdir / "sfocus" / "seed-0" / "metrics.json").stat().st_mtime == mtime
+    # Trained side by side in sfocus-train processes: the same configs, the same weights.
+    side_by_side = tmp_path / "parallel"
+    run_study(base, [1], str(side_by_side), parallel=2)
+    for arm in ("baseline", "sfocus"):
+        run = side_by_side / arm / "seed-1"
+        assert (json.loads((run / "config.json").read_text())
+                == json.loads((workdir / arm / "seed-1" / "config.json").read_text()))
+        assert (json.loads((run / "metrics.json").read_text())["weights_checksum"]
+                == per_run[(arm, 1)]["weights_checksum"])
+        assert "--workdir" not in (run / "train.flags").read_text()
+    with pytest.raises(ValueError, match="parallel must be a positive number"):
+        run_study(base, [1], str(side_by_side), parallel=0)
+
+
+def test_failed_processes_are_named_and_the_others_kept(tmp_path):
+    from sfocus_tf.studies import parallel_runs
+    good = TrainConfig(dataset="fashion_mnist", data_dir=write_fake_fashion(tmp_path, 16),
+                       model="resnet8", epochs=1, steps_per_epoch=1, eval_steps=1,
+                       batch_size=8)
+    bad = good.replace(data_dir=str(tmp_path / "missing"))
+    runs = {str(tmp_path / "good"): good, str(tmp_path / "bad"): bad}
+    with pytest.raises(parallel_runs.RunsFailed, match=r"1 of 2 runs failed .*bad$"):
+        parallel_runs.train_all(runs, parallel=2)
+    assert (tmp_path / "good" / "metrics.json").exists()
+    assert "is not a directory" in (tmp_path / "bad" / "train.log").read_text()
 
 
 def test_named_arms_and_the_warmup_arm():

@@ -18,6 +18,7 @@ from sfocus_tf import cli
 from sfocus_tf.common import config_flags
 from sfocus_tf.configs import recipes
 from sfocus_tf.studies.cross_readings import cross_readings
+from sfocus_tf.studies.parallel_runs import RunsFailed
 from sfocus_tf.studies.reproduction import ARMS, GRIDS, compare_overlays, markdown, run_study
 from sfocus_tf.configs.train_config import TrainConfig
 
@@ -39,6 +40,9 @@ flags.DEFINE_list("compare", None, "Arms whose final overlays (first seed) go si
                   "side into <workdir>/overlays-seed-<seed>.png.")
 flags.DEFINE_list("arms", None, "Arms to run instead of --grid (baseline is added): "
                   "sfocus (the --config's reading) or one of " + ", ".join(ARMS))
+flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own sfocus-train "
+                     "process (a machine with many cores or a GPU); 1: one after the other "
+                     "in this process.")
 config_flags.define_flags(TrainConfig, exclude=("seed",))  # --seeds instead
 
 
@@ -46,8 +50,12 @@ def _reproduce() -> str:
     base = config_flags.config_from_flags(recipes.get(FLAGS.config))
     arms = ["baseline"] + FLAGS.arms if FLAGS.arms else GRIDS[FLAGS.grid]
     seeds = [int(s) for s in FLAGS.seeds]
-    table = markdown(run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train,
-                               report_test=FLAGS.report_test), FLAGS.report_test)
+    try:
+        summary = run_study(base, seeds, FLAGS.workdir, arms, train=FLAGS.train,
+                            report_test=FLAGS.report_test, parallel=FLAGS.parallel)
+    except RunsFailed as failed:
+        raise cli.CommandError(str(failed)) from failed
+    table = markdown(summary, FLAGS.report_test)
     if FLAGS.cross_readings:
         cross_readings(FLAGS.workdir, arms, seeds)
         table += f"\ncross readings: {FLAGS.workdir}/cross_readings.md\n"

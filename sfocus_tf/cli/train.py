@@ -31,6 +31,8 @@ flags.DEFINE_enum("config", recipes.DEFAULT, recipes.names(),
 flags.DEFINE_bool("baseline", False, "Train the baseline: all attention weights 0.")
 flags.DEFINE_bool("allow_config_change", False,
                   "Resume a workdir trained with a different config (by default refused).")
+flags.DEFINE_bool("hparams_table", True, "Write the run's own HParams table; a study's "
+                  "runs leave it to the study, which writes one over all of them.")
 config_flags.define_flags(TrainConfig)
 
 
@@ -46,7 +48,8 @@ def config_from_flags() -> TrainConfig:
 
 def _train() -> str:
     metrics = train_and_evaluate(config_from_flags(), FLAGS.workdir,
-                                 allow_config_change=FLAGS.allow_config_change)
+                                 allow_config_change=FLAGS.allow_config_change,
+                                 hparams_table=FLAGS.hparams_table)
     return (f"test accuracy {metrics['test_accuracy']:.4f}, attention overlap "
             f"{metrics['attention_overlap']:.4f}, consistency "
             f"{metrics['attention_consistency']:.4f}, weights {metrics['weights_checksum']}; "

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from sfocus_tf.studies import paired_tests
+from sfocus_tf.studies import paired_tests, parallel_runs
 from sfocus_tf.training import hparams
 from sfocus_tf.evaluation import overlays
 from sfocus_tf.configs import run_dir
@@ -157,22 +157,25 @@ def arm_config(arm: str, total_steps: int) -> SFocusConfig:
 
 
 def run_study(base: TrainConfig, seeds, workdir: str, arms=GRIDS["default"],
-              train: bool = True, report_test: bool = False) -> dict:
+              train: bool = True, report_test: bool = False, parallel: int = 1) -> dict:
     """Trains every (arm, seed) not finished yet; returns the summary it writes.
     The ``sfocus`` arm trains ``base.sfocus``, the other arms their ``arm_config`` (and
     the ``ARM_FIELDS`` of the ++ arms).
     ``arms`` must include ``baseline``, which every other arm is paired with.
     ``train=False`` only tabulates the runs that are finished (a study in progress).
     ``results.md`` holds the validation table, and the test table with ``report_test``
-    (``results.json`` always holds both)."""
+    (``results.json`` always holds both). ``parallel`` > 1 trains that many runs at
+    once, each in its own ``sfocus-train`` process (``parallel_runs``)."""
     arms = tuple(dict.fromkeys(arms))
     if "baseline" not in arms:
         raise ValueError("a study needs the 'baseline' arm to pair the others with")
+    if parallel < 1:
+        raise ValueError(f"parallel must be a positive number of processes, got {parallel}")
     with run_lock.exclusive(workdir, "a study"):
-        return _run_study(base, seeds, workdir, arms, train, report_test)
+        return _run_study(base, seeds, workdir, arms, train, report_test, parallel)
 
 
-def _run_study(base, seeds, workdir, arms, train, report_test) -> dict:
+def _run_study(base, seeds, workdir, arms, train, report_test, parallel) -> dict:
     preset = base.preset()
     resolved = base.resolve(preset)
     total_steps = resolved.epochs * steps_per_epoch(resolved, preset)
@@ -182,15 +185,18 @@ def _run_study(base, seeds, workdir, arms, train, report_test) -> dict:
                for seed in seeds for arm in arms}
     write_hparams_config(workdir, [config.resolve(preset) for config in configs.values()],
                          preset.has_boxes)
+    run_of = {key: os.path.join(workdir, key[0], f"seed-{key[1]}") for key in configs}
+    if train and parallel > 1:
+        parallel_runs.train_all({run_of[key]: config for key, config in configs.items()
+                                 if run_dir.read_metrics(run_of[key]) is None}, parallel)
     runs = {}
-    for (arm, seed), config in configs.items():
-        run = os.path.join(workdir, arm, f"seed-{seed}")
-        metrics = run_dir.read_metrics(run)
+    for key, config in configs.items():
+        metrics = run_dir.read_metrics(run_of[key])
         if metrics is None and train:
             # the study writes the one HParams table over its runs
-            metrics = train_and_evaluate(config, run, hparams_table=False)
+            metrics = train_and_evaluate(config, run_of[key], hparams_table=False)
         if metrics is not None:
-            runs.setdefault(arm, {})[seed] = metrics
+            runs.setdefault(key[0], {})[key[1]] = metrics
     summary = summarise(runs, base, seeds)
     write_json(os.path.join(workdir, "results.json"), summary)
     write_text(os.path.join(workdir, "results.md"), markdown(summary, report_test))
