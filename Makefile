@@ -42,11 +42,16 @@ demo: setup data
 	$(VENV)/bin/sfocus-export --workdir=$(DEMO_RUN) --export_dir=$(DEMO_EXPORT) --model_version=1 --overwrite
 	@echo "metrics: $(DEMO_RUN)/metrics.json; overlays: $(DEMO_RUN)/attention/final.png"
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one test file per process at a
+# time so that a file's shared fixtures are built once: one per core, at most 4.
+TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: setup data
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: setup data
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 bazel:
 	command -v bazel >/dev/null || { $(SUDO) apt-get update -qq && \

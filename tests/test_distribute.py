@@ -109,7 +109,7 @@ def test_multi_worker_killed_midway_resumes_from_the_backup_and_only_the_chief_w
     data_dir = write_fake_fashion(tmp_path, 64)
     workdir = tmp_path / "run"
     (tmp_path / "tmp").mkdir()
-    args = lambda i: cli_args(workdir, data_dir, "--epochs=3", "--steps_per_epoch=40",  # noqa
+    args = lambda i: cli_args(workdir, data_dir, "--epochs=2", "--steps_per_epoch=24",  # noqa
                               "--backup_every_steps=4")
     processes, logs = start_workers(args, tmp_path)
     latest = workdir / "backup" / "latest.json"
@@ -117,7 +117,7 @@ def test_multi_worker_killed_midway_resumes_from_the_backup_and_only_the_chief_w
     try:
         while time.time() < deadline and all(p.poll() is None for p in processes):
             state = read_json(str(latest)) if latest.exists() else None
-            if state and state["epoch"] >= 1 and state["step"] >= 8:
+            if state and state["epoch"] >= 1 and state["step"] >= 4:
                 processes[1].send_signal(signal.SIGKILL)  # a worker dies mid-epoch...
                 break
             time.sleep(0.05)
@@ -126,7 +126,7 @@ def test_multi_worker_killed_midway_resumes_from_the_backup_and_only_the_chief_w
         for process in processes:  # ...and the job is restarted, as a cluster would
             process.kill()
             process.wait()
-    assert state and state["epoch"] >= 1 and state["step"] >= 8, (
+    assert state and state["epoch"] >= 1 and state["step"] >= 4, (
         f"not caught in the middle of an epoch: {state}\n" + logs[0].read_text()[-2000:])
     killed = read_json(str(latest))
     # a SIGKILL leaves the killed worker's scratch folder; the restart must leave none
@@ -136,10 +136,10 @@ def test_multi_worker_killed_midway_resumes_from_the_backup_and_only_the_chief_w
     wait_all(processes, logs)
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == killed["epoch"] >= 1
-    assert sorted(metrics["history"], key=int) == ["0", "1", "2"]
+    assert sorted(metrics["history"], key=int) == ["0", "1"]
     assert metrics["resumed_from_global_step"] == killed["global_step"]
     final = read_json(str(latest))
-    assert final["global_step"] == 3 * 40  # resumed at the step: none redone
+    assert final["global_step"] == 2 * 24  # resumed at the step: none redone
     # the restarted job ends with one set of weights, written by the chief alone
     checksums = [re.findall(r"weights ([0-9a-f]{16})", log.read_text()) for log in logs]
     assert len(checksums[0]) == 1 and checksums[0] == checksums[1]
