@@ -44,8 +44,9 @@ demo: setup data
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), one test file per process at a
 # time so that a file's shared fixtures are built once: one per core, at most 4.
+# PYTEST_FLAGS: more pytest flags, e.g. PYTEST_FLAGS=--durations=15.
 TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_FLAGS)
 
 test: setup data
 	$(PYTEST) -m "not slow"
