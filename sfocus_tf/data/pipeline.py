@@ -90,10 +90,15 @@ def _kept(preset: DatasetPreset, split: str, part: str | None, train_examples: i
 
 
 def _part_of(dataset: tf.data.Dataset, keep: np.ndarray) -> tf.data.Dataset:
-    """The examples of ``dataset`` whose position has ``keep`` True."""
+    """The examples of ``dataset`` whose position has ``keep`` True.
+
+    The filter hides the size from tf.data, which ``keep`` knows: without it Keras
+    reads a validation set to its end before it can count the batches, and warns
+    that the input ran out of data."""
+    kept = int(np.count_nonzero(keep))
     keep = tf.constant(keep)
     return dataset.enumerate().filter(lambda i, _: tf.gather(keep, i)).map(
-        lambda _, example: example)
+        lambda _, example: example).apply(tf.data.experimental.assert_cardinality(kept))
 
 
 def _augmentation_seeds(seed: int | None) -> tf.data.Dataset:
