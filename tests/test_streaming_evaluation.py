@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from sfocus_tf import SFocusConfig, SFocusModel
-from sfocus_tf.evaluation import evaluate, localisation, metrics, overlays
+from sfocus_tf.evaluation import evaluate, localisation, metrics
 from tiny import tiny_backbone
 
 NUM_CLASSES = 6
@@ -50,7 +50,7 @@ def reference_summary(arrays: dict, multi_label: bool) -> dict:
 def reference_localisation(arrays: dict) -> dict:
     """The localisation figures over the whole arrays, in LocalisationTotals' order."""
     height, width = arrays["image_hw"]
-    target, ink = (overlays.upsample(arrays[key], height, width)
+    target, ink = (localisation.upsample(arrays[key], height, width)
                    for key in ("target_last", "ink_last"))
     own = localisation.box_masks(arrays["boxes"], height, width)
     energy, area = localisation.energy_inside, localisation.box_area
@@ -63,7 +63,7 @@ def reference_localisation(arrays: dict) -> dict:
         "box_ink_energy": mean(energy(ink, own)), "box_ink_pointing": mean(pointing(ink, own))}
     if "distractor_boxes" not in arrays:
         return results
-    confusing = overlays.upsample(arrays["confusing_last"], height, width)
+    confusing = localisation.upsample(arrays["confusing_last"], height, width)
     other = localisation.box_masks(arrays["distractor_boxes"], height, width)
     present = other.any(axis=(1, 2))
     kept = lambda values: np.where(present, values, np.nan)  # noqa: E731

@@ -62,20 +62,29 @@ NO_LEARNING_LEVELS = ("box_area", "box_ink_energy", "box_ink_pointing", "distrac
 
 
 @functools.lru_cache(maxsize=None)
-def _resizer(height: int, width: int, method: str):
+def _resizer(source_hw, size, method: str):
     # Traced: eager tf.einsum makes a namedtuple class per call, garbage that only a
-    # full collection frees, so memory would creep up with the number of batches.
+    # full collection frees, so memory would creep up with the number of batches. One
+    # function per source size: reduce_retracing may then relax only the batch size,
+    # and the bilinear resize needs a static spatial size.
+    del source_hw  # the cache key only
     if method == "bilinear":
-        resize = lambda maps: resize_maps(maps, (height, width))  # noqa: E731
+        resize = lambda maps: resize_maps(maps, size)  # noqa: E731
     else:
-        resize = lambda maps: tf.image.resize(maps[..., None], (height, width),  # noqa: E731
+        resize = lambda maps: tf.image.resize(maps[..., None], size,  # noqa: E731
                                               method=method)[..., 0]
     return tf.function(resize, reduce_retracing=True)
 
 
+def _resized(maps: np.ndarray, size, method: str) -> np.ndarray:
+    maps = np.asarray(maps, np.float32)
+    return _resizer(maps.shape[1:3], tuple(int(n) for n in size), method)(maps).numpy()
+
+
 def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of [B, h, w] maps to the image size (as ``overlays.upsample``)."""
-    return _resizer(height, width, "bilinear")(np.asarray(maps, np.float32)).numpy()
+    """Bilinear resize of [B, h, w] maps to the image size: what the box metrics read
+    and the overlays show."""
+    return _resized(maps, (height, width), "bilinear")
 
 
 def ink_maps(images: np.ndarray, map_hw) -> np.ndarray:
@@ -83,8 +92,7 @@ def ink_maps(images: np.ndarray, map_hw) -> np.ndarray:
     pixel, averaged over each map cell (an area resize). Any affine normalisation of the
     pixels leaves it the same up to a scale, which no figure here depends on."""
     intensity = np.asarray(images, np.float32).mean(axis=-1)
-    ink = intensity - intensity.min(axis=(1, 2), keepdims=True)
-    return _resizer(*map_hw, "area")(ink).numpy()
+    return _resized(intensity - intensity.min(axis=(1, 2), keepdims=True), map_hw, "area")
 
 
 def box_masks(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

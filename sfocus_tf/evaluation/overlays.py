@@ -8,10 +8,10 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from sfocus_tf.evaluation import overlay_layout
+from sfocus_tf.evaluation.localisation import upsample  # the one the box metrics use
 from sfocus_tf.modeling import losses
 from sfocus_tf.modeling.gradcam import attention_maps, shown_reading
 from sfocus_tf.common.files import atomic_path, local_copy
-from sfocus_tf.modeling.maps import resize_maps
 
 # Anchor colours of a perceptually ordered map (dark blue -> red -> yellow).
 _COLORMAP_ANCHORS = np.array([
@@ -36,11 +36,6 @@ def to_display(images: np.ndarray) -> np.ndarray:
     low = images.min(axis=(1, 2, 3), keepdims=True)
     high = images.max(axis=(1, 2, 3), keepdims=True)
     return (images - low) / np.maximum(high - low, 1e-8)
-
-
-def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of [B, h, w] maps to the image size (display, box metrics)."""
-    return resize_maps(np.asarray(maps, np.float32), (height, width)).numpy()
 
 
 def overlay(images: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
