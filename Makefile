@@ -18,7 +18,7 @@ DEMO_RUN := runs/demo
 DEMO_EXPORT := savedmodels/fashion_mnist_demo
 
 .PHONY: setup data demo test test-slow bazel bazel-build bazel-test bench bench-accelerator \
-	tensorboard-screenshots clean
+	studies-confusion tensorboard-screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -64,6 +64,16 @@ bazel-build: setup bazel
 # The fast tests, as `make test` runs them, one Bazel target per test module.
 bazel-test: setup data bazel
 	$(BAZEL) test $(BAZEL_FLAGS) --test_tag_filters=-slow $(BAZEL_TESTS)
+
+# The two studies of docs/confusion_benchmarks.md (scarce data, two garments), 6 seeds
+# each; finished runs are in git, so this trains only what is missing. About 2 h and
+# 3.8 h on 2 CPU cores; PARALLEL=N runs N at once (a GPU or many cores).
+PARALLEL ?= 1
+studies-confusion: setup data
+	$(VENV)/bin/sfocus-reproduce --config=fashion_mnist_scarce --grid=default \
+		--seeds=0,1,2,3,4,5 --parallel=$(PARALLEL) --workdir=studies/fashion_mnist_scarce
+	$(VENV)/bin/sfocus-reproduce --config=fashion_mnist_duo_study --grid=default \
+		--seeds=0,1,2,3,4,5 --parallel=$(PARALLEL) --workdir=studies/fashion_mnist_duo
 
 # Ratios measured side by side; docs/benchmarks.md holds a run's tables.
 bench: setup data

@@ -215,8 +215,9 @@ def write_hparams_config(workdir: str, configs, has_boxes: bool) -> None:
 
 
 def compare_overlays(workdir: str, arms, seed: int) -> str:
-    """``workdir/overlays-seed-<seed>.png``: each arm's final overlays of the same test
-    images (true and confusing class per layer, standard Grad-CAM), side by side."""
+    """``workdir/overlays-seed-<seed>.png``: each arm's final overlays of the same
+    images (validation ones; test ones for runs on the full training set), true and
+    confusing class per layer, standard Grad-CAM, side by side."""
     grids = [overlays.load_png(run_dir.path(workdir, arm, f"seed-{seed}", run_dir.ATTENTION,
                                             run_dir.FINAL_OVERLAYS)) for arm in arms]
     path = os.path.join(workdir, f"overlays-seed-{seed}.png")
