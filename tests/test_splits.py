@@ -6,7 +6,7 @@ import pytest
 from fake_data import write_fake_fashion
 from sfocus_tf import data
 from sfocus_tf.configs.train_config import TrainConfig, config_changes
-from sfocus_tf.data import splits
+from sfocus_tf.data import fashion_mnist, splits
 from sfocus_tf.training.inputs import diagnostic_batches, steps_per_epoch, training_batches
 
 
@@ -161,3 +161,19 @@ def test_the_training_run_takes_train_examples_and_old_runs_resume(tmp_path):
     assert config_changes(stored, TrainConfig()) == []
     assert config_changes(stored, TrainConfig(train_examples=6_000)) == [
         "train_examples (absent) -> 6000"]
+
+
+def test_labels_are_read_once_within_a_run_and_afresh_after_it(tmp_path, monkeypatch):
+    root = write_fake_fashion(tmp_path, 200)
+    reads, read = [], fashion_mnist.load_labels
+    monkeypatch.setattr(fashion_mnist, "load_labels",
+                        lambda *args: reads.append(args) or read(*args))
+    load = lambda split: data.load("fashion_mnist", split, 64, training=False,  # noqa: E731
+                                   data_dir=root)
+    with data.labels_read_once():
+        train, validation = images_of(load("train")), images_of(load("validation"))
+        assert data.num_examples("fashion_mnist", "validation", data_dir=root) == 20
+    assert len(reads) == 1
+    np.testing.assert_array_equal(images_of(load("validation")), validation)  # read again
+    np.testing.assert_array_equal(images_of(load("train")), train)
+    assert len(reads) == 3

@@ -15,6 +15,7 @@ from fake_data import write_fake_fashion
 from sfocus_tf import SFocusConfig
 from sfocus_tf.common.files import read_json
 from sfocus_tf.configs.train_config import TrainConfig
+from sfocus_tf.data import tfds_sources
 from sfocus_tf.training.train import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,10 +31,15 @@ def scalar_tags(event_dir):
     return tags
 
 
-def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path):
+def test_train_and_evaluate_end_to_end_on_mock_cifar(tmp_path, monkeypatch):
     config = TrainConfig(dataset="cifar10", epochs=2, image_size=16, **TINY)
+    label_reads, read_labels = [], tfds_sources.labels
+    monkeypatch.setattr(tfds_sources, "labels",
+                        lambda *args: label_reads.append(args[1]) or read_labels(*args))
     with tfds.testing.mock_data(num_examples=24):
         metrics = train_and_evaluate(config, str(tmp_path))
+    # one read of the split the validation images are carved from, for all pipelines
+    assert label_reads == ["train"]
     for key in ("test_accuracy", "test_top5_accuracy", "test_ce", "test_as_last",
                 "test_as_inner", "test_ac", "attention_overlap", "attention_consistency"):
         assert np.isfinite(metrics[key]), key

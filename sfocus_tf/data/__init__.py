@@ -6,10 +6,11 @@
     images = sfocus_tf.data.preprocess_for_serving(uint8_images, preset)  # export graphs
 """
 
-from sfocus_tf.data.pipeline import class_names, first_examples, get_preset, load, num_examples
+from sfocus_tf.data.pipeline import (class_names, first_examples, get_preset, labels_read_once, load,
+                                    num_examples)
 from sfocus_tf.data.preprocess import normalize, preprocess_for_serving
 from sfocus_tf.data.presets import DatasetPreset, names
 
-__all__ = ["DatasetPreset", "class_names", "first_examples", "get_preset", "load", "names", "normalize",
-           "num_examples", "preprocess_for_serving"]
+__all__ = ["DatasetPreset", "class_names", "first_examples", "get_preset", "labels_read_once",
+           "load", "names", "normalize", "num_examples", "preprocess_for_serving"]
 from sfocus_tf.data.splits import ALL_TRAINING, VALIDATION  # noqa: E402,F401

@@ -6,6 +6,8 @@ A dataset is its name, or the ``DatasetPreset`` a run resolved once (``get_prese
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from typing import Sequence
 
@@ -62,10 +64,44 @@ def _source(preset: DatasetPreset, split: str, *, data_dir, manual_dir, shuffle,
                                      shuffle=shuffle, seed=seed, **folder_options)
 
 
+# Within ``labels_read_once``: (dataset, split, where, options) -> its labels.
+_READ_LABELS: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "read_labels", default=None)
+
+
+@contextlib.contextmanager
+def labels_read_once():
+    """Within it, each split's labels are read once, however many pipelines carve the
+    validation images or a ``train_examples`` subset out of it. A run builds several
+    (training, validation, diagnostics, overlays, evaluation, steps per epoch), and a
+    tfds split's labels are read through every record of its files: ImageNet's whole
+    training set, each time. Scoped, not global: the data may change between runs (a
+    test's mock data, a folder being filled)."""
+    token = _READ_LABELS.set({})
+    try:
+        yield
+    finally:
+        _READ_LABELS.reset(token)
+
+
 def _source_labels(preset: DatasetPreset, split: str, *, data_dir, folder_options
                    ) -> np.ndarray:
     """Every label of one of the dataset's own splits, in the order ``_source`` reads it
     unshuffled: what the validation carve-out is drawn from."""
+    read = _READ_LABELS.get()
+    read = {} if read is None else read  # outside labels_read_once: read every time
+    options = {"skip_bad_images": False, **folder_options}  # num_examples leaves it out
+    key = (preset.name, preset.source, preset.image_size, split, str(data_dir),
+           tuple(sorted(options.items())))
+    if key not in read:
+        read[key] = _read_source_labels(preset, split, data_dir=data_dir,
+                                        folder_options=folder_options)
+        read[key].setflags(write=False)  # shared by every pipeline of the run
+    return read[key]
+
+
+def _read_source_labels(preset: DatasetPreset, split: str, *, data_dir, folder_options
+                        ) -> np.ndarray:
     if preset.source == "tfds":
         return tfds_sources.labels(preset, split, data_dir)
     if preset.source in FASHION_MNIST_SOURCES:

@@ -214,6 +214,7 @@ def evaluate(model, dataset: tf.data.Dataset, *, steps: int | None = None,
     return results
 
 
+@data.labels_read_once()
 def evaluate_run(workdir, output_dir, *, split=None, data_dir=None, eval_steps=None,
                  batch_size=64, num_overlays=16, skip_bad_images=None) -> dict:
     """``sfocus-eval``: evaluates a finished training run's ``model.keras`` and writes

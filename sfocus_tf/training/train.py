@@ -32,6 +32,7 @@ from sfocus_tf.training.finite import StopOnNonFiniteLoss, check_finite_weights
 from sfocus_tf.training.resume import check_config, fit_from_backup, trained_steps
 
 
+@data.labels_read_once()  # the run's pipelines carve from the same labels
 def train_and_evaluate(config: TrainConfig, workdir: str, *,
                        allow_config_change: bool = False, hparams_table: bool = True) -> dict:
     """Trains ``config`` into ``workdir`` (resuming if it holds a backup), validating
