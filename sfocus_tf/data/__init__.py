@@ -6,8 +6,8 @@
     images = sfocus_tf.data.preprocess_for_serving(uint8_images, preset)  # export graphs
 """
 
-from sfocus_tf.data.pipeline import (class_names, first_examples, get_preset, labels_read_once, load,
-                                    num_examples)
+from sfocus_tf.data.pipeline import (class_names, first_examples, get_preset,
+                                    labels_read_once, load, num_examples)
 from sfocus_tf.data.preprocess import normalize, preprocess_for_serving
 from sfocus_tf.data.presets import DatasetPreset, names
 

@@ -65,15 +65,14 @@ NO_LEARNING_LEVELS = ("box_area", "box_ink_energy", "box_ink_pointing", "distrac
 def _resizer(source_hw, size, method: str):
     # Traced: eager tf.einsum makes a namedtuple class per call, garbage that only a
     # full collection frees, so memory would creep up with the number of batches. One
-    # function per source size: reduce_retracing may then relax only the batch size,
-    # and the bilinear resize needs a static spatial size.
-    del source_hw  # the cache key only
+    # function per source size, whose signature keeps that size static (the bilinear
+    # resize needs it) and lets the batch size vary.
     if method == "bilinear":
         resize = lambda maps: resize_maps(maps, size)  # noqa: E731
     else:
         resize = lambda maps: tf.image.resize(maps[..., None], size,  # noqa: E731
                                               method=method)[..., 0]
-    return tf.function(resize, reduce_retracing=True)
+    return tf.function(resize, input_signature=[tf.TensorSpec([None, *source_hw], tf.float32)])
 
 
 def _resized(maps: np.ndarray, size, method: str) -> np.ndarray:
